@@ -1,0 +1,53 @@
+# Entry points. `make test` is the README's test command and what CI's .ci/run calls.
+# Machine-local caches (never committed) live under $(CLB_CACHE_DIR).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+PYTHON ?= python3
+VENV := .venv
+CLB_CACHE_DIR ?= $(HOME)/.cache/clb-testbed
+export CLB_CACHE_DIR
+# Tests talk to 127.0.0.1 only; never through a proxy.
+export NO_PROXY := 127.0.0.1,localhost
+export no_proxy := 127.0.0.1,localhost
+
+# Pinned versions of the official Tencent Cloud Python SDK, the referee for fake-clb.
+TENCENTCLOUD_SDK_COMMON_VERSION := 3.1.195
+TENCENTCLOUD_SDK_CLB_VERSION := 3.1.194
+
+.PHONY: all build test test-rust test-sdk venv lint fmt clean help
+
+all: build
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+build: ## Build every binary of the workspace
+	$(CARGO) build --workspace --bins
+
+test: test-rust test-sdk ## Run every test of the workspace (installs what it needs)
+
+test-rust: ## Rust unit and integration tests
+	$(CARGO) test --workspace
+
+$(VENV)/.installed: Makefile fake-clb/tests/sdk/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r fake-clb/tests/sdk/requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed ## Python venv with the official Tencent Cloud SDK and pytest
+
+test-sdk: venv ## fake-clb driven by the official Tencent Cloud Python SDK
+	$(CARGO) build -p fake-clb --bin fake-clb
+	FAKE_CLB_BIN=$(CURDIR)/target/debug/fake-clb $(VENV)/bin/python -m pytest -q fake-clb/tests/sdk
+
+lint: ## rustfmt and clippy, warnings are errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+clean: ## Remove build outputs of this checkout (machine caches stay)
+	$(CARGO) clean
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+//! Port allocation for pool items.

@@ -1,0 +1,1 @@
+//! The `networkextension.bkbcs.tencent.com/v1` API types.

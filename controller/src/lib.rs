@@ -1,0 +1,10 @@
+//! clb-controller: gives Kubernetes pods their own `VIP:port` on Tencent Cloud CLB.
+//!
+//! Layout (pure core, I/O at the edges):
+//! - [`api`]: the `networkextension.bkbcs.tencent.com/v1` custom resources (Ingress, Listener, PortPool, PortBinding).
+//! - [`annotations`]: the pod annotation grammar and the values the webhook writes back.
+//! - [`allocator`]: per pool item, per protocol port allocation (no I/O).
+
+pub mod allocator;
+pub mod annotations;
+pub mod api;

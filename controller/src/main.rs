@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("clb-controller: not implemented yet");
+    std::process::exit(2);
+}

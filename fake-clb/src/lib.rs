@@ -1,0 +1,1 @@
+//! fake-clb library: state, API handlers and the control API.

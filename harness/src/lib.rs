@@ -1,0 +1,1 @@
+//! clb-harness library.

@@ -16,6 +16,7 @@ TENCENTCLOUD_SDK_COMMON_VERSION := 3.1.195
 TENCENTCLOUD_SDK_CLB_VERSION := 3.1.194
 
 .PHONY: all build test test-rust test-sdk venv lint fmt clean help
+.PHONY: controlplane harness-bin cluster-up cluster-down cluster-status test-cluster
 
 all: build
 
@@ -25,7 +26,7 @@ help: ## List the targets
 build: ## Build every binary of the workspace
 	$(CARGO) build --workspace --bins
 
-test: test-rust test-sdk ## Run every test of the workspace (installs what it needs)
+test: test-rust test-sdk test-cluster ## Run every test of the workspace (installs what it needs)
 
 test-rust: ## Rust unit and integration tests
 	$(CARGO) test --workspace
@@ -40,6 +41,36 @@ venv: $(VENV)/.installed ## Python venv with the official Tencent Cloud SDK and 
 test-sdk: venv ## fake-clb driven by the official Tencent Cloud Python SDK
 	$(CARGO) build -p fake-clb --bin fake-clb
 	FAKE_CLB_BIN=$(CURDIR)/target/debug/fake-clb $(VENV)/bin/python -m pytest -q fake-clb/tests/sdk
+
+# Local Kubernetes control plane on 127.0.0.1 (etcd, kube-apiserver, KCM, scheduler, kwok);
+# see harness/README.md "Local control plane". Binaries are cached in $(CLB_CACHE_DIR).
+CLUSTER_STATE_DIR ?= .work/cluster
+CLUSTER_NODES ?= 3
+TEST_CLUSTER_STATE_DIR := .work/test-cluster
+HARNESS := $(CURDIR)/target/debug/clb-harness
+
+controlplane: ## Build the control-plane binaries only (cached; cold build takes ~15 min)
+	tools/controlplane/build.sh
+
+harness-bin:
+	$(CARGO) build -p clb-harness --bin clb-harness
+
+cluster-up: harness-bin ## Start the local cluster in $(CLUSTER_STATE_DIR) (idempotent)
+	$(HARNESS) cluster up --state-dir $(CLUSTER_STATE_DIR) --nodes $(CLUSTER_NODES)
+
+cluster-down: harness-bin ## Stop every process of the local cluster
+	$(HARNESS) cluster down --state-dir $(CLUSTER_STATE_DIR)
+
+cluster-status: harness-bin ## Show the local cluster's processes and health
+	$(HARNESS) cluster status --state-dir $(CLUSTER_STATE_DIR)
+
+test-cluster: harness-bin ## Cluster integration tests on their own cluster, stopped even on failure
+	$(CARGO) test -p clb-harness --test cluster --no-run
+	@set -euo pipefail; \
+	trap '$(HARNESS) cluster down --state-dir $(TEST_CLUSTER_STATE_DIR)' EXIT; \
+	$(HARNESS) cluster up --state-dir $(TEST_CLUSTER_STATE_DIR); \
+	CLB_TEST_KUBECONFIG=$(CURDIR)/$(TEST_CLUSTER_STATE_DIR)/kubeconfig \
+		$(CARGO) test -p clb-harness --test cluster -- --ignored
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check

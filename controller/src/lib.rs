@@ -4,7 +4,11 @@
 //! - [`api`]: the `networkextension.bkbcs.tencent.com/v1` custom resources (Ingress, Listener, PortPool, PortBinding).
 //! - [`annotations`]: the pod annotation grammar and the values the webhook writes back.
 //! - [`allocator`]: per pool item, per protocol port allocation (no I/O).
+//! - [`sync`]: desired listeners vs cloud listeners, as a plan of batched CLB calls (no I/O).
+//! - [`cloud`]: the CLB API client at the edge (signing, rate limits, retries, task polling).
 
 pub mod allocator;
 pub mod annotations;
 pub mod api;
+pub mod cloud;
+pub mod sync;

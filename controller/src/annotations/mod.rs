@@ -1,1 +1,58 @@
-//! Pod annotation grammar.
+//! Pod annotation grammar and the values the webhook writes back (pure functions).
+//!
+//! Request side: [`parse_port_requests`] reads `ports.portpools.networkextension.bkbcs.tencent.com`
+//! (the pod opts in with the presence of [`PORT_POOLS`]). Write side: the
+//! [`POOL_BINDINGS`] JSON ([`PoolBindingItem`]), the `BCS_PORTPOOL_PORT_VIPLIST_*` env vars and
+//! the readiness gate condition type.
+
+mod binding;
+mod grammar;
+
+pub use binding::{
+    BindingProtocol, ItemLoadBalancer, PoolBindingItem, env_var_name, env_var_value,
+    parse_pool_bindings, render_pool_bindings,
+};
+pub use grammar::{
+    ContainerPort, Location, PoolRef, PortRequest, ProtocolSource, parse_port_requests,
+};
+
+/// Presence (any value) opts a pod into port-pool injection.
+pub const PORT_POOLS: &str = "portpools.networkextension.bkbcs.tencent.com";
+/// The port request grammar (see [`parse_port_requests`]).
+pub const PORTS: &str = "ports.portpools.networkextension.bkbcs.tencent.com";
+/// JSON list of [`PoolBindingItem`] written by the webhook.
+pub const POOL_BINDINGS: &str = "poolbindings.portpool.networkextension.bkbcs.tencent.com";
+/// `NotReady` at admission, `Ready` once the PortBinding is Ready.
+pub const STATUS: &str = "status.portpools.networkextension.bkbcs.tencent.com";
+/// Go duration ("5m", "2h45m") to keep the ports of a fixed-name pod after deletion.
+pub const KEEP_DURATION: &str = "keepduration.portbinding.bkbcs.tencent.com";
+/// Presence adds [`READINESS_GATE_CONDITION`] to the pod's readiness gates.
+pub const READINESS_GATE: &str = "readinessgate.portpools.networkextension.bkbcs.tencent.com";
+/// Pod condition type of the readiness gate.
+pub const READINESS_GATE_CONDITION: &str = "networkextension.bkbcs.tencent.com/portbinding-ready";
+/// Prefix of the env vars injected into every container.
+pub const ENV_PREFIX: &str = "BCS_PORTPOOL_PORT_VIPLIST_";
+
+/// Why an annotation could not be read; messages say what and where, for admission denials.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnnotationError {
+    /// The request annotation has no entry.
+    #[error(
+        "annotation {PORTS} is empty: expected entries like \"<pool>[/<item>][.<namespace>] [<protocol>] <port>[/hostport]\""
+    )]
+    Empty,
+    /// One entry is malformed or cannot be resolved.
+    #[error("{location}: {message}")]
+    Entry {
+        /// Where in the annotation.
+        location: Location,
+        /// What is wrong.
+        message: String,
+    },
+    /// The bindings JSON cannot be read or written.
+    #[error("annotation {POOL_BINDINGS} is not valid JSON of port bindings: {0}")]
+    Bindings(String),
+}
+
+#[cfg(test)]
+mod tests;

@@ -6,9 +6,13 @@
 //! - [`allocator`]: per pool item, per protocol port allocation (no I/O).
 //! - [`sync`]: desired listeners vs cloud listeners, as a plan of batched CLB calls (no I/O).
 //! - [`cloud`]: the CLB API client at the edge (signing, rate limits, retries, task polling).
+//! - [`runtime`]: `clb-controller run`: Listener watch, per-LB sync workers, status, leader election, metrics.
+//! - [`ingress`]: Ingress → desired Listener CRs, admission validation and port conflicts (no I/O).
 
 pub mod allocator;
 pub mod annotations;
 pub mod api;
 pub mod cloud;
+pub mod ingress;
+pub mod runtime;
 pub mod sync;

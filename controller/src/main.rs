@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod flags;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "clb-controller",
@@ -25,13 +27,36 @@ enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Run the controller: watch Listener CRs and sync them to CLB (leader only), serve metrics and health.
+    Run(Box<flags::RunFlags>),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Crds { output } => write_crds(output),
+        Command::Run(flags) => run(*flags),
     }
+}
+
+fn run(flags: flags::RunFlags) -> anyhow::Result<()> {
+    flags.init_logging()?;
+    let config = flags.into_config()?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        let mut handle = clb_controller::runtime::run(config)
+            .await
+            .context("starting the controller")?;
+        let runtime_ended = tokio::select! {
+            signal = flags::shutdown_signal() => { signal?; false }
+            stopped = handle.stopped() => { stopped.context("controller runtime")?; true }
+        };
+        if runtime_ended {
+            anyhow::bail!("controller runtime stopped unexpectedly");
+        }
+        tracing::info!("shutting down");
+        handle.shutdown().await.context("shutting down")
+    })
 }
 
 fn write_crds(output: Option<PathBuf>) -> anyhow::Result<()> {

@@ -3,8 +3,10 @@
 //! One worker per load balancer reads the Listener CRs of its LB ([`DesiredListener`],
 //! [`DeletingListener`]) and the LB's listeners as DescribeListeners + DescribeTargets return
 //! them ([`CloudListener`]), calls [`plan`], and hands the [`Plan`] to a thin executor that maps
-//! each [`Step`] to one CLB call. Nothing here does I/O. [`Batcher`] decides when the worker
-//! runs: at once when idle, coalesced while a call is in flight.
+//! each [`Step`] to one CLB call. The planner does no I/O; only [`executor`] (reading the LB,
+//! running a plan) and [`worker`] (one task per LB, retries, resync) touch the cloud, and neither
+//! knows Kubernetes. [`Batcher`] decides when the worker runs: at once when idle, coalesced while
+//! a pass is in flight.
 //!
 //! # Identity
 //!
@@ -63,15 +65,18 @@
 //!   failing the whole batch.
 
 mod batcher;
+pub mod executor;
 mod model;
 mod nonempty;
 mod plan;
 pub mod simulate;
+pub mod worker;
 
 #[cfg(test)]
 mod tests;
 
 pub use batcher::{Batch, Batcher};
+pub use executor::{ExecutionReport, Outcome, execute, read_cloud};
 pub use model::{
     AttributeChanges, Attributes, Certificate, CloudListener, CloudRule, DeletingListener,
     DesiredListener, DesiredRule, Endpoint, HealthCheck, ListenerKey, OwnerRef, PortClass,
@@ -82,3 +87,4 @@ pub use plan::{
     BlockReason, Blocked, BoundTarget, Call, Limits, ListenerChanges, ListenerRef, ListenerSpec,
     NewListener, NewRule, Plan, RuleRef, Step, WeightChange, plan, plan_with,
 };
+pub use worker::{DesiredSource, LbWorker, Snapshot, StatusSink, WorkerConfig, WorkerPool};

@@ -1,0 +1,324 @@
+//! The Listener reconciler: watches Listener CRs into a [`ListenerStore`], adds the finalizer on first sight,
+//! and wakes the load balancer's sync worker on every change. The workers read the store through
+//! [`StoreSource`] and report through [`QueueSink`] (→ [`StatusWriter`]).
+//!
+//! Runs only while this replica leads; [`run_while_leader`] returns (and stops every worker) when told to stop.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::mapping::owner_of;
+use super::metrics_server::{Health, RuntimeMetrics, StatusLabels};
+use super::status::{StatusQueue, StatusWriter};
+use super::store::{ListenerStore, Role, role_of};
+use crate::api::{Listener, keys};
+use crate::cloud::{ClbClient, LbRef};
+use crate::sync::{DesiredSource, Outcome, OwnerRef, Snapshot, StatusSink, WorkerConfig, WorkerPool};
+
+/// How often missing finalizers are retried and the gauges refreshed.
+const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(5);
+/// How long a stopping reconciler waits for queued status writes.
+const STATUS_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the reconciler needs from the runtime.
+#[derive(Clone)]
+pub struct ReconcilerContext {
+    pub client: kube::Client,
+    pub cloud: ClbClient,
+    pub worker: WorkerConfig,
+    pub watch_namespace: Option<String>,
+    pub reporter: Reporter,
+    pub metrics: RuntimeMetrics,
+    pub health: Arc<Health>,
+}
+
+/// [`DesiredSource`] over the store. CRs the sync engine cannot take (invalid spec) are reported NotSynced
+/// here, once per distinct message.
+pub struct StoreSource {
+    store: Arc<ListenerStore>,
+    queue: StatusQueue,
+    reported_invalid: Mutex<HashMap<OwnerRef, String>>,
+}
+
+impl DesiredSource for StoreSource {
+    async fn snapshot(&self, lb: &LbRef) -> Snapshot {
+        let snap = self.store.snapshot(lb);
+        if !snap.invalid.is_empty() {
+            let mut reported = self
+                .reported_invalid
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for (owner, error) in snap.invalid {
+                let message = error.to_string();
+                if reported.get(&owner) != Some(&message) {
+                    reported.insert(owner.clone(), message.clone());
+                    self.queue.push(
+                        owner,
+                        Outcome::NotSynced {
+                            code: None,
+                            message,
+                        },
+                    );
+                }
+            }
+        }
+        Snapshot {
+            desired: snap.desired,
+            deleting: snap.deleting,
+        }
+    }
+}
+
+/// [`StatusSink`] that queues outcomes for the [`StatusWriter`] (never blocks a worker on the API server).
+pub struct QueueSink {
+    queue: StatusQueue,
+}
+
+impl StatusSink for QueueSink {
+    async fn report(&self, _lb: &LbRef, owner: &OwnerRef, outcome: &Outcome) {
+        self.queue.push(owner.clone(), outcome.clone());
+    }
+}
+
+/// Watches Listener CRs and drives the sync workers until `stop` turns true.
+pub async fn run_while_leader(ctx: ReconcilerContext, mut stop: watch::Receiver<bool>) {
+    let store = Arc::new(ListenerStore::new(
+        ctx.cloud.config().default_region.clone(),
+    ));
+    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
+    let (queue, writer) = StatusWriter::new(
+        ctx.client.clone(),
+        store.clone(),
+        recorder,
+        ctx.metrics.clone(),
+    );
+    let mut writer_task = tokio::spawn(writer.run());
+    let pool = WorkerPool::new(
+        ctx.cloud.clone(),
+        Arc::new(StoreSource {
+            store: store.clone(),
+            queue: queue.clone(),
+            reported_invalid: Mutex::default(),
+        }),
+        Arc::new(QueueSink {
+            queue: queue.clone(),
+        }),
+        ctx.worker,
+    );
+
+    let api: Api<Listener> = match &ctx.watch_namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    let mut events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let mut reconciler = Reconciler {
+        ctx: &ctx,
+        store: &store,
+        queue: &queue,
+        pool: &pool,
+        initial: Vec::new(),
+    };
+    let mut housekeeping = tokio::time::interval(HOUSEKEEPING_PERIOD);
+    loop {
+        tokio::select! {
+            _ = wait_true(&mut stop) => break,
+            event = events.next() => match event {
+                Some(Ok(event)) => reconciler.handle(event).await,
+                Some(Err(e)) => tracing::warn!(error = %e, "listener watch failed; retrying with backoff"),
+                None => break,
+            },
+            _ = housekeeping.tick() => reconciler.housekeeping().await,
+        }
+    }
+
+    ctx.health
+        .synced
+        .store(false, std::sync::atomic::Ordering::Release);
+    drop(reconciler);
+    pool.shutdown().await;
+    drop(pool);
+    drop(queue);
+    // Every queue sender is gone now, so the writer ends after the outcomes already queued.
+    if tokio::time::timeout(STATUS_DRAIN_TIMEOUT, &mut writer_task)
+        .await
+        .is_err()
+    {
+        writer_task.abort();
+    }
+    tracing::info!("listener reconciler stopped");
+}
+
+fn watcher(
+    api: Api<Listener>,
+    config: watcher::Config,
+) -> impl futures::Stream<Item = Result<Event<Listener>, watcher::Error>> + Send {
+    watcher::watcher(api, config)
+}
+
+struct Reconciler<'a> {
+    ctx: &'a ReconcilerContext,
+    store: &'a Arc<ListenerStore>,
+    queue: &'a StatusQueue,
+    pool: &'a WorkerPool<StoreSource, QueueSink>,
+    /// Objects of a (re)list, applied at once on `InitDone`.
+    initial: Vec<Listener>,
+}
+
+impl Reconciler<'_> {
+    async fn handle(&mut self, event: Event<Listener>) {
+        match event {
+            Event::Init => self.initial.clear(),
+            Event::InitApply(listener) => self.initial.push(listener),
+            Event::InitDone => {
+                let listeners = std::mem::take(&mut self.initial);
+                tracing::info!(count = listeners.len(), "listener cache synced");
+                for listener in &listeners {
+                    if role_of(listener) == Role::AwaitingFinalizer {
+                        self.add_finalizer(listener).await;
+                    }
+                }
+                let lbs = self.store.replace_all(listeners);
+                // A (re)list may hide changes and deletions: every LB gets a full pass.
+                for lb in &lbs {
+                    self.pool.resync(lb);
+                }
+                for (owner, error) in self.store.without_lb() {
+                    self.queue.push(
+                        owner,
+                        Outcome::NotSynced {
+                            code: None,
+                            message: error.to_string(),
+                        },
+                    );
+                }
+                self.ctx
+                    .health
+                    .synced
+                    .store(true, std::sync::atomic::Ordering::Release);
+                self.housekeeping().await;
+            }
+            Event::Apply(listener) => {
+                let owner = owner_of(&listener);
+                if role_of(&listener) == Role::AwaitingFinalizer {
+                    self.add_finalizer(&listener).await;
+                }
+                let role = role_of(&listener);
+                let touched = self.store.apply(listener);
+                if touched.is_empty() && role != Role::Ignored {
+                    if let Some((_, error)) = self
+                        .store
+                        .without_lb()
+                        .into_iter()
+                        .find(|(o, _)| *o == owner)
+                    {
+                        self.queue.push(
+                            owner.clone(),
+                            Outcome::NotSynced {
+                                code: None,
+                                message: error.to_string(),
+                            },
+                        );
+                    }
+                }
+                for lb in &touched {
+                    self.pool.notify(lb, owner.clone());
+                }
+                self.stop_idle_workers(&touched).await;
+            }
+            Event::Delete(listener) => {
+                // Our finalizer kept it until its cloud listener was gone: nothing for the cloud to do.
+                let touched = self.store.delete(&owner_of(&listener));
+                self.stop_idle_workers(&touched).await;
+            }
+        }
+    }
+
+    /// Stops the workers of LBs no CR refers to any more.
+    async fn stop_idle_workers(&self, lbs: &[LbRef]) {
+        let live = self.store.lbs();
+        for lb in lbs {
+            if !live.contains(lb) {
+                self.pool.stop(lb).await;
+            }
+        }
+    }
+
+    /// Adds our finalizer; a conflicting concurrent change fails the `test` and is retried on the next event or
+    /// housekeeping tick.
+    async fn add_finalizer(&self, listener: &Listener) {
+        let (Some(ns), Some(name)) = (
+            listener.metadata.namespace.as_deref(),
+            listener.metadata.name.as_deref(),
+        ) else {
+            return;
+        };
+        // The resourceVersion test makes a retry on a stale copy fail instead of adding the finalizer twice.
+        let mut ops = Vec::new();
+        if let Some(rv) = &listener.metadata.resource_version {
+            ops.push(json!({"op": "test", "path": "/metadata/resourceVersion", "value": rv}));
+        }
+        ops.push(match &listener.metadata.finalizers {
+            Some(list) if !list.is_empty() => json!(
+                {"op": "add", "path": "/metadata/finalizers/-", "value": keys::FINALIZER_CONTROLLER}
+            ),
+            _ => json!(
+                {"op": "add", "path": "/metadata/finalizers", "value": [keys::FINALIZER_CONTROLLER]}
+            ),
+        });
+        let ops = serde_json::Value::Array(ops);
+        let patch: json_patch::Patch = match serde_json::from_value(ops) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "building the finalizer patch");
+                return;
+            }
+        };
+        let api: Api<Listener> = Api::namespaced(self.ctx.client.clone(), ns);
+        match api
+            .patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
+            .await
+        {
+            Ok(_) => tracing::debug!(listener = %owner_of(listener), "finalizer added"),
+            Err(e) => {
+                self.ctx.metrics.kube_errors.inc();
+                tracing::warn!(listener = %owner_of(listener), error = %e, "adding the finalizer failed");
+            }
+        }
+    }
+
+    /// Retries missing finalizers and refreshes the gauges.
+    async fn housekeeping(&self) {
+        for listener in self.store.awaiting_finalizer() {
+            self.add_finalizer(&listener).await;
+        }
+        for (status, count) in self.store.count_by_status() {
+            self.ctx
+                .metrics
+                .listeners
+                .get_or_create(&StatusLabels {
+                    status: status.to_string(),
+                })
+                .set(count);
+        }
+        self.ctx
+            .metrics
+            .load_balancers
+            .set(i64::try_from(self.store.lbs().len()).unwrap_or(i64::MAX));
+    }
+}
+
+/// Resolves when the flag turns true (or its sender is gone); returns nothing so no watch guard lives on.
+pub(crate) async fn wait_true(flag: &mut watch::Receiver<bool>) {
+    let _ = flag.wait_for(|v| *v).await;
+}

@@ -1,0 +1,186 @@
+//! `/metrics`, `/healthz` and `/readyz` on one small axum server (served by every replica).
+//!
+//! - `/healthz`: 200 while the process runs (liveness).
+//! - `/readyz`: 200 only on the leader once its Listener cache has synced. A follower answers 503: it serves
+//!   metrics but does no reconciling, and the admission webhook (leader only, like bcs) must not route to it.
+//! - `/metrics`: Prometheus text format: the CLB client's metrics and the runtime's own.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+
+use super::RuntimeError;
+use crate::cloud::CloudMetrics;
+
+/// Labels of per-outcome counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `synced`, `not_synced`, `deleted`.
+    pub result: String,
+}
+
+/// Labels of the listeners-by-status gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    /// `Synced`, `NotSynced`, `Pending` (no status yet) or `Deleting`.
+    pub status: String,
+}
+
+/// Metrics of the Listener reconciler. Cloning shares them.
+#[derive(Clone, Debug, Default)]
+pub struct RuntimeMetrics {
+    /// Outcomes reported by the per-LB workers, per Listener CR.
+    pub reconciles: Family<ResultLabels, Counter>,
+    /// Kubernetes API writes that failed (status patches, finalizers, events).
+    pub kube_errors: Counter,
+    /// Listener CRs in the cache by status.
+    pub listeners: Family<StatusLabels, Gauge>,
+    /// Load balancers with a Listener CR (one sync worker each).
+    pub load_balancers: Gauge,
+    /// 1 on the leader.
+    pub leader: Gauge,
+}
+
+impl RuntimeMetrics {
+    /// Registers every metric under the `clb_controller_` prefix.
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("clb_controller");
+        r.register(
+            "listener_reconciles",
+            "Listener outcomes reported by the sync workers (synced, not_synced, deleted)",
+            self.reconciles.clone(),
+        );
+        r.register(
+            "kube_errors",
+            "Kubernetes API writes that failed (status, finalizer, event)",
+            self.kube_errors.clone(),
+        );
+        r.register(
+            "listeners",
+            "Listener CRs in the cache by status",
+            self.listeners.clone(),
+        );
+        r.register(
+            "load_balancers",
+            "Load balancers that have Listener CRs",
+            self.load_balancers.clone(),
+        );
+        r.register("leader", "1 when this replica is the leader", self.leader.clone());
+    }
+
+    /// Counts one outcome.
+    pub fn count(&self, result: &str) {
+        self.reconciles
+            .get_or_create(&ResultLabels {
+                result: result.to_string(),
+            })
+            .inc();
+    }
+}
+
+/// Readiness inputs shared with the runtime.
+#[derive(Debug, Default)]
+pub struct Health {
+    /// This replica leads (always true without leader election).
+    pub leader: AtomicBool,
+    /// The Listener cache has listed every object at least once since leadership began.
+    pub synced: AtomicBool,
+}
+
+impl Health {
+    /// Ready to serve the webhook and reconcile.
+    pub fn is_ready(&self) -> bool {
+        self.leader.load(Ordering::Acquire) && self.synced.load(Ordering::Acquire)
+    }
+}
+
+/// What the handlers read.
+pub struct MetricsState {
+    pub registry: Registry,
+    pub health: Arc<Health>,
+}
+
+/// Builds the registry with the CLB client's and the runtime's metrics.
+pub fn registry(cloud: &CloudMetrics, runtime: &RuntimeMetrics) -> Registry {
+    let mut registry = Registry::default();
+    cloud.register(&mut registry);
+    runtime.register(&mut registry);
+    registry
+}
+
+/// The router (separate from binding, for tests).
+pub fn router(state: Arc<MetricsState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+/// Binds `addr` and serves until `shutdown` turns true; returns the bound address (port 0 picks one).
+pub async fn serve(
+    addr: SocketAddr,
+    state: Arc<MetricsState>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), RuntimeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| RuntimeError::Bind(addr, e))?;
+    let bound = listener.local_addr().map_err(|e| RuntimeError::Bind(addr, e))?;
+    let app = router(state);
+    let task = tokio::spawn(async move {
+        let stop = async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+            tracing::error!(error = %e, "metrics server failed");
+        }
+    });
+    tracing::info!(addr = %bound, "metrics server listening");
+    Ok((bound, task))
+}
+
+async fn metrics(State(state): State<Arc<MetricsState>>) -> Response {
+    let mut body = String::new();
+    match encode(&mut body, &state.registry) {
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<Arc<MetricsState>>) -> Response {
+    let health = &state.health;
+    if health.is_ready() {
+        return (StatusCode::OK, "ok").into_response();
+    }
+    let why = if !health.leader.load(Ordering::Acquire) {
+        "not the leader"
+    } else {
+        "listener cache not synced"
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
+}

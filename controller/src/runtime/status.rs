@@ -1,0 +1,231 @@
+//! Writes sync outcomes back to Listener CRs: `status` through the status subresource (only when it changes),
+//! the finalizer once a deleting CR's cloud listener is gone, and a Warning event per failure.
+//!
+//! Workers hand outcomes to [`StatusQueue`] without waiting (the sync loop never blocks on the API server);
+//! one writer task applies them in arrival order, so two outcomes for one CR cannot be reordered.
+
+use std::sync::Arc;
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Client, Resource};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::mapping::has_finalizer;
+use super::metrics_server::RuntimeMetrics;
+use super::store::ListenerStore;
+use crate::api::{Listener, ListenerStatus, keys};
+use crate::sync::OwnerRef;
+use crate::sync::executor::Outcome;
+
+/// `status.msg` of a Synced listener (bcs writes the same text).
+pub const MSG_SYNCED: &str = "ensure success";
+/// Reason of the Warning event on a failed sync.
+pub const EVENT_REASON_FAILED: &str = "EnsureFailed";
+
+/// The sending side: cheap to clone, never blocks.
+#[derive(Clone, Debug)]
+pub struct StatusQueue {
+    tx: mpsc::UnboundedSender<(OwnerRef, Outcome)>,
+}
+
+impl StatusQueue {
+    /// Queues one outcome. After shutdown (writer gone) outcomes are dropped: the next leader recomputes them.
+    pub fn push(&self, owner: OwnerRef, outcome: Outcome) {
+        if self.tx.send((owner, outcome)).is_err() {
+            tracing::debug!("status writer stopped; dropping an outcome");
+        }
+    }
+}
+
+/// Applies outcomes to the API server.
+pub struct StatusWriter {
+    client: Client,
+    store: Arc<ListenerStore>,
+    recorder: Recorder,
+    metrics: RuntimeMetrics,
+    rx: mpsc::UnboundedReceiver<(OwnerRef, Outcome)>,
+}
+
+impl StatusWriter {
+    pub fn new(
+        client: Client,
+        store: Arc<ListenerStore>,
+        recorder: Recorder,
+        metrics: RuntimeMetrics,
+    ) -> (StatusQueue, StatusWriter) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            StatusQueue { tx },
+            StatusWriter {
+                client,
+                store,
+                recorder,
+                metrics,
+                rx,
+            },
+        )
+    }
+
+    /// Runs until every [`StatusQueue`] is dropped.
+    pub async fn run(mut self) {
+        while let Some((owner, outcome)) = self.rx.recv().await {
+            self.apply(&owner, outcome).await;
+        }
+    }
+
+    async fn apply(&self, owner: &str, outcome: Outcome) {
+        // The cache is the newest state we know; an owner it no longer holds is gone.
+        let Some(listener) = self.store.get(owner) else {
+            return;
+        };
+        let Some((namespace, name)) = owner.split_once('/') else {
+            return;
+        };
+        let api: Api<Listener> = Api::namespaced(self.client.clone(), namespace);
+        let result = match &outcome {
+            Outcome::Deleted => {
+                self.metrics.count("deleted");
+                self.remove_finalizer(&api, name, &listener).await
+            }
+            Outcome::Synced { listener_id } => {
+                self.metrics.count("synced");
+                self.patch_status(
+                    &api,
+                    owner,
+                    &listener,
+                    Some(listener_id.clone()),
+                    keys::LISTENER_STATUS_SYNCED,
+                    MSG_SYNCED,
+                )
+                .await
+            }
+            Outcome::NotSynced { code, message } => {
+                self.metrics.count("not_synced");
+                tracing::warn!(listener = owner, code = code.as_deref(), %message, "listener not synced");
+                // A failed pass keeps the id we already know (the listener may well still exist).
+                let known = listener.status.as_ref().and_then(|s| s.listener_id.clone());
+                let patched = self
+                    .patch_status(
+                        &api,
+                        owner,
+                        &listener,
+                        known,
+                        keys::LISTENER_STATUS_NOT_SYNCED,
+                        message,
+                    )
+                    .await;
+                self.warn(&listener, message).await;
+                patched
+            }
+        };
+        if let Err(e) = result {
+            self.metrics.kube_errors.inc();
+            tracing::warn!(listener = owner, error = %e, "writing listener outcome failed");
+        }
+    }
+
+    async fn patch_status(
+        &self,
+        api: &Api<Listener>,
+        owner: &str,
+        listener: &Listener,
+        listener_id: Option<String>,
+        status: &str,
+        msg: &str,
+    ) -> Result<(), kube::Error> {
+        let current = listener.status.clone().unwrap_or_default();
+        let mut next = current.clone();
+        next.listener_id = listener_id.filter(|id| !id.is_empty());
+        next.status = Some(status.to_string());
+        next.msg = Some(msg.to_string());
+        if status_is_same(&current, &next) {
+            return Ok(());
+        }
+        let name = listener.metadata.name.as_deref().unwrap_or_default();
+        // A merge patch of only our three fields leaves `portpool`, `ingress` and uptime status alone.
+        let patch = json!({
+            "status": {
+                "listenerID": next.listener_id,
+                "status": next.status,
+                "msg": next.msg,
+            }
+        });
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        self.store.set_status(owner, next);
+        Ok(())
+    }
+
+    /// JSON patch that removes exactly our entry, guarded by a `test` so a concurrent finalizer change fails
+    /// (and is retried on the next outcome) instead of removing someone else's entry.
+    async fn remove_finalizer(
+        &self,
+        api: &Api<Listener>,
+        name: &str,
+        listener: &Listener,
+    ) -> Result<(), kube::Error> {
+        if !has_finalizer(listener) {
+            return Ok(());
+        }
+        let finalizers = listener.metadata.finalizers.clone().unwrap_or_default();
+        let Some(index) = finalizers
+            .iter()
+            .position(|f| f == keys::FINALIZER_CONTROLLER)
+        else {
+            return Ok(());
+        };
+        let path = format!("/metadata/finalizers/{index}");
+        let patch: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "test", "path": path, "value": keys::FINALIZER_CONTROLLER},
+            {"op": "remove", "path": path},
+        ]))
+        .map_err(kube::Error::SerdeError)?;
+        match api
+            .patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(listener = name, "cloud listener gone; finalizer removed");
+                Ok(())
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn warn(&self, listener: &Listener, message: &str) {
+        let event = Event {
+            type_: EventType::Warning,
+            reason: EVENT_REASON_FAILED.to_string(),
+            note: Some(truncate(message, 1000)),
+            action: "Sync".to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self
+            .recorder
+            .publish(&event, &listener.object_ref(&()))
+            .await
+        {
+            self.metrics.kube_errors.inc();
+            tracing::warn!(error = %e, "publishing an event failed");
+        }
+    }
+}
+
+fn status_is_same(a: &ListenerStatus, b: &ListenerStatus) -> bool {
+    a.listener_id == b.listener_id && a.status == b.status && a.msg == b.msg
+}
+
+/// Events take at most 1 kB of note.
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}

@@ -1,0 +1,818 @@
+//! The sync engine (executor + per-LB worker) against a real, in-process fake-clb: what reaches the
+//! cloud is asserted from fake-clb's request log and state dump, outcomes from an in-memory sink.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clb_controller::cloud::{
+    ClbClient, ClientConfig, CloudMetrics, Credentials, LbRef, ListenerAttributes, NewListener,
+    RateLimit, RetryPolicy,
+};
+use clb_controller::sync::{
+    Attributes, DeletingListener, DesiredListener, DesiredSource, LbWorker, ListenerKey, Outcome,
+    OwnerRef, Protocol, Scheduler, Snapshot, StatusSink, Target, WorkerConfig, WorkerPool,
+};
+use serde_json::{Value, json};
+
+/// Named `sync` so that `cargo test -p clb-controller sync` selects these tests too.
+mod sync {
+    use super::*;
+
+    const SECRET_ID: &str = "AKIDsynctest00001";
+    const SECRET_KEY: &str = "sync-test-secret";
+    const REGION: &str = "ap-guangzhou";
+    const LB: &str = "lb-00000001";
+    const WAIT: Duration = Duration::from_secs(30);
+
+    struct Fake {
+        handle: fake_clb::ServerHandle,
+        admin: String,
+        http: reqwest::Client,
+    }
+
+    impl Fake {
+        async fn start(task_duration: &str) -> Fake {
+            let yaml = format!(
+                r#"
+listen: 127.0.0.1:0
+adminListen: 127.0.0.1:0
+seed: 11
+accounts:
+  - secretId: {SECRET_ID}
+    secretKey: {SECRET_KEY}
+    appId: 1250000001
+loadBalancers:
+  - id: {LB}
+    secretId: {SECRET_ID}
+    region: {REGION}
+    name: sync-test
+    type: OPEN
+    vips: [1.1.1.1]
+limits:
+  actionQps: 0
+  listenersPerLoadBalancer: 200
+  taskDuration: {task_duration}
+"#
+            );
+            let config = fake_clb::Config::from_yaml(&yaml, std::path::Path::new("sync-test.yaml"))
+                .expect("fake-clb config");
+            let handle = fake_clb::serve(config).await.expect("fake-clb starts");
+            let admin = format!("http://{}", handle.admin_addr);
+            Fake {
+                handle,
+                admin,
+                http: reqwest::Client::new(),
+            }
+        }
+
+        fn client(&self) -> ClbClient {
+            let config = ClientConfig {
+                endpoint: format!("http://{}", self.handle.api_addr),
+                default_region: REGION.into(),
+                request_timeout: Duration::from_secs(5),
+                operation_timeout: Duration::from_secs(20),
+                retry: RetryPolicy {
+                    initial_backoff: Duration::from_millis(20),
+                    max_backoff: Duration::from_millis(200),
+                    max_attempts: 30,
+                },
+                rate_limit: RateLimit {
+                    per_second: 0.0,
+                    burst: 1,
+                },
+                ..ClientConfig::default()
+            };
+            let creds = Credentials::new(SECRET_ID, SECRET_KEY).unwrap();
+            ClbClient::new(config, &creds, CloudMetrics::default()).unwrap()
+        }
+
+        async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+            let mut req = self.http.request(method, format!("{}{path}", self.admin));
+            if let Some(body) = body {
+                req = req.json(&body);
+            }
+            let resp = req.send().await.expect("admin request");
+            assert!(resp.status().is_success(), "{path}: {}", resp.status());
+            let text = resp.text().await.unwrap();
+            if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap()
+            }
+        }
+
+        async fn faults(&self, faults: Value) {
+            self.admin(reqwest::Method::PUT, "/_fake/faults", Some(faults))
+                .await;
+        }
+
+        async fn console(&self, what: &str, body: Value) {
+            self.admin(
+                reqwest::Method::POST,
+                &format!("/_fake/console/{what}"),
+                Some(body),
+            )
+            .await;
+        }
+
+        async fn log(&self) -> Vec<Value> {
+            let log = self
+                .admin(reqwest::Method::GET, "/_fake/requests", None)
+                .await;
+            log.as_array().unwrap().clone()
+        }
+
+        /// Request log entries of `action`.
+        async fn requests(&self, action: &str) -> Vec<Value> {
+            self.log()
+                .await
+                .into_iter()
+                .filter(|r| r["action"] == action)
+                .collect()
+        }
+
+        async fn clear_log(&self) {
+            self.admin(reqwest::Method::DELETE, "/_fake/requests", None)
+                .await;
+        }
+
+        /// The LB's listeners from GET /_fake/state, by port.
+        async fn listeners(&self) -> BTreeMap<i64, Value> {
+            let state = self.admin(reqwest::Method::GET, "/_fake/state", None).await;
+            let lbs = state["accounts"][0]["regions"][REGION]["loadBalancers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            lbs.iter()
+                .filter(|lb| lb["loadBalancerId"] == LB)
+                .flat_map(|lb| lb["listeners"].as_array().cloned().unwrap_or_default())
+                .map(|l| (l["port"].as_i64().unwrap(), l))
+                .collect()
+        }
+    }
+
+    /// `ip:port -> weight` of a listener in the state dump.
+    fn targets_of(listener: &Value) -> BTreeMap<String, i64> {
+        listener["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    format!("{}:{}", t["ip"].as_str().unwrap(), t["port"]),
+                    t["weight"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    fn lb() -> LbRef {
+        LbRef::new(REGION, LB)
+    }
+
+    fn tcp(owner: &str, port: u16, targets: &[(&str, u16, u16)]) -> DesiredListener {
+        let mut d = DesiredListener::new(owner, ListenerKey::single(Protocol::Tcp, port));
+        for (ip, p, w) in targets {
+            d.targets.insert(Target::new(*ip, *p, *w));
+        }
+        d
+    }
+
+    /// The reconciler's stand-in: Listener CRs in memory; reported ids become `status.listenerID`
+    /// and `Deleted` drops the CR (finalizer removed), as the real reconciler will do.
+    #[derive(Default)]
+    struct Store {
+        inner: Mutex<StoreInner>,
+    }
+
+    #[derive(Default)]
+    struct StoreInner {
+        desired: BTreeMap<OwnerRef, DesiredListener>,
+        deleting: BTreeMap<OwnerRef, DeletingListener>,
+        outcomes: BTreeMap<OwnerRef, Outcome>,
+        history: Vec<(OwnerRef, Outcome)>,
+    }
+
+    impl Store {
+        fn put(&self, d: DesiredListener) {
+            let mut s = self.inner.lock().unwrap();
+            s.outcomes.remove(&d.owner);
+            s.desired.insert(d.owner.clone(), d);
+        }
+
+        /// Edits a CR's spec, keeping its status (known listener id).
+        fn edit(&self, owner: &str, f: impl FnOnce(&mut DesiredListener)) {
+            let mut s = self.inner.lock().unwrap();
+            f(s.desired.get_mut(owner).unwrap());
+            s.outcomes.remove(owner);
+        }
+
+        /// Marks a CR deleting (deletionTimestamp set, finalizer still on).
+        fn delete(&self, owner: &str) {
+            let mut s = self.inner.lock().unwrap();
+            let d = s.desired.remove(owner).unwrap();
+            s.outcomes.remove(owner);
+            s.deleting.insert(
+                d.owner.clone(),
+                DeletingListener {
+                    owner: d.owner,
+                    key: d.key,
+                    known_listener_id: d.known_listener_id,
+                },
+            );
+        }
+
+        fn outcome(&self, owner: &str) -> Option<Outcome> {
+            self.inner.lock().unwrap().outcomes.get(owner).cloned()
+        }
+
+        fn listener_id(&self, owner: &str) -> Option<String> {
+            match self.outcome(owner) {
+                Some(Outcome::Synced { listener_id }) => Some(listener_id),
+                _ => None,
+            }
+        }
+
+        fn history_of(&self, owner: &str) -> Vec<Outcome> {
+            let s = self.inner.lock().unwrap();
+            s.history
+                .iter()
+                .filter(|(o, _)| o == owner)
+                .map(|(_, x)| x.clone())
+                .collect()
+        }
+
+        fn all_synced(&self, owners: &[String]) -> bool {
+            owners
+                .iter()
+                .all(|o| matches!(self.outcome(o), Some(Outcome::Synced { .. })))
+        }
+
+        fn is_deleted(&self, owner: &str) -> bool {
+            self.outcome(owner) == Some(Outcome::Deleted)
+        }
+    }
+
+    /// The store holds the Listener CRs of [`LB`] only; other load balancers have none.
+    impl DesiredSource for Store {
+        async fn snapshot(&self, lb: &LbRef) -> Snapshot {
+            if lb.lb_id != LB {
+                return Snapshot::default();
+            }
+            let s = self.inner.lock().unwrap();
+            Snapshot {
+                desired: s.desired.values().cloned().collect(),
+                deleting: s.deleting.values().cloned().collect(),
+            }
+        }
+    }
+
+    impl StatusSink for Store {
+        async fn report(&self, lb: &LbRef, owner: &OwnerRef, outcome: &Outcome) {
+            assert_eq!(lb.lb_id, LB, "only {LB} has Listener CRs");
+            let mut s = self.inner.lock().unwrap();
+            match outcome {
+                Outcome::Synced { listener_id } => {
+                    if let Some(d) = s.desired.get_mut(owner) {
+                        d.known_listener_id = Some(listener_id.clone());
+                    }
+                }
+                Outcome::Deleted => {
+                    s.deleting.remove(owner);
+                }
+                Outcome::NotSynced { .. } => {}
+            }
+            s.outcomes.insert(owner.clone(), outcome.clone());
+            s.history.push((owner.clone(), outcome.clone()));
+        }
+    }
+
+    /// Polls `check` every 10 ms until it holds; panics with `what` after [`WAIT`].
+    async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !check() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// [`wait_until`] for conditions that need I/O (fake-clb's state or log).
+    async fn wait_until_async<F, Fut>(what: &str, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !check().await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn config() -> WorkerConfig {
+        WorkerConfig {
+            pass_timeout: Duration::from_secs(60),
+            resync_interval: Duration::ZERO,
+            retry_initial: Duration::from_millis(100),
+            retry_max: Duration::from_secs(1),
+            ..WorkerConfig::default()
+        }
+    }
+
+    fn spawn(fake: &Fake, store: &Arc<Store>, config: WorkerConfig) -> LbWorker {
+        LbWorker::spawn(lb(), fake.client(), store.clone(), store.clone(), config)
+    }
+
+    fn owners(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("default/l-{i}")).collect()
+    }
+
+    const MUTATIONS: [&str; 9] = [
+        "CreateListener",
+        "DeleteLoadBalancerListeners",
+        "ModifyListener",
+        "BatchRegisterTargets",
+        "BatchDeregisterTargets",
+        "BatchModifyTargetWeight",
+        "CreateRule",
+        "DeleteRule",
+        "ModifyRule",
+    ];
+
+    /// Every delete in the log named at least one listener id.
+    async fn assert_deletes_name_ids(fake: &Fake) {
+        for d in fake.requests("DeleteLoadBalancerListeners").await {
+            let ids = d["params"]["ListenerIds"].as_array().cloned();
+            assert!(
+                ids.is_some_and(|ids| !ids.is_empty()),
+                "delete without ids: {d}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn forty_new_ports_take_one_create_and_one_batch_register() {
+        let fake = Fake::start("100ms").await;
+        let store = Arc::new(Store::default());
+        let owners = owners(40);
+        for (i, o) in owners.iter().enumerate() {
+            let ip = format!("10.0.0.{}", i + 1);
+            store.put(tcp(o, 30000 + i as u16, &[(&ip, 8080, 10)]));
+        }
+        let worker = spawn(&fake, &store, config());
+        for o in &owners {
+            worker.notify(o.clone());
+        }
+        wait_until("40 listeners Synced", || store.all_synced(&owners)).await;
+
+        let creates = fake.requests("CreateListener").await;
+        assert_eq!(creates.len(), 1, "{creates:#?}");
+        assert_eq!(creates[0]["result"], "OK");
+        assert_eq!(creates[0]["params"]["Ports"].as_array().unwrap().len(), 40);
+        let registers = fake.requests("BatchRegisterTargets").await;
+        assert_eq!(registers.len(), 1, "{registers:#?}");
+        assert_eq!(
+            registers[0]["params"]["Targets"].as_array().unwrap().len(),
+            40
+        );
+
+        let listeners = fake.listeners().await;
+        assert_eq!(listeners.len(), 40);
+        for (i, o) in owners.iter().enumerate() {
+            let l = &listeners[&(30000 + i as i64)];
+            assert_eq!(
+                Some(l["listenerId"].as_str().unwrap().to_string()),
+                store.listener_id(o),
+                "status id of {o}"
+            );
+            assert_eq!(l["protocol"], "TCP");
+            assert_eq!(l["name"], format!("default-l-{i}"));
+            let expect: BTreeMap<String, i64> = [(format!("10.0.0.{}:8080", i + 1), 10)]
+                .into_iter()
+                .collect();
+            assert_eq!(targets_of(l), expect);
+        }
+        worker.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn updates_converge_and_deletes_remove_listeners() {
+        let fake = Fake::start("50ms").await;
+        let store = Arc::new(Store::default());
+        store.put(tcp(
+            "default/a",
+            31000,
+            &[("10.1.0.1", 80, 10), ("10.1.0.2", 80, 10)],
+        ));
+        store.put(tcp("default/b", 31001, &[("10.1.0.3", 80, 10)]));
+        store.put(tcp("default/c", 31002, &[("10.1.0.4", 80, 10)]));
+        let all = ["default/a", "default/b", "default/c"].map(String::from);
+        let worker = spawn(&fake, &store, config());
+        worker.notify("default/a");
+        wait_until("a, b, c Synced", || store.all_synced(&all)).await;
+        let c_id = store.listener_id("default/c").unwrap();
+
+        // a: add 10.1.0.5, remove 10.1.0.1, reweigh 10.1.0.2; b: attributes; c: deleted.
+        store.edit("default/a", |d| {
+            d.targets = [("10.1.0.2", 80, 55), ("10.1.0.5", 80, 10)]
+                .into_iter()
+                .map(|(ip, p, w)| Target::new(ip, p, w))
+                .collect();
+        });
+        store.edit("default/b", |d| {
+            d.attributes = Some(Attributes {
+                session_expire_time: 30,
+                scheduler: Some(Scheduler::LeastConn),
+                health_check: None,
+            });
+        });
+        store.delete("default/c");
+        fake.clear_log().await;
+        for o in &all {
+            worker.notify(o.clone());
+        }
+        wait_until("a, b Synced and c Deleted", || {
+            store.all_synced(&all[..2]) && store.is_deleted("default/c")
+        })
+        .await;
+
+        let listeners = fake.listeners().await;
+        assert_eq!(
+            listeners.keys().copied().collect::<Vec<_>>(),
+            vec![31000, 31001]
+        );
+        let expect: BTreeMap<String, i64> = [
+            ("10.1.0.2:80".to_string(), 55),
+            ("10.1.0.5:80".to_string(), 10),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(targets_of(&listeners[&31000]), expect);
+        assert_eq!(listeners[&31001]["sessionExpireTime"], 30);
+        assert_eq!(listeners[&31001]["scheduler"], "LEAST_CONN");
+
+        let deletes = fake.requests("DeleteLoadBalancerListeners").await;
+        assert_eq!(deletes.len(), 1);
+        assert_eq!(deletes[0]["params"]["ListenerIds"], json!([c_id]));
+        assert_deletes_name_ids(&fake).await;
+        for action in [
+            "BatchDeregisterTargets",
+            "BatchRegisterTargets",
+            "BatchModifyTargetWeight",
+            "ModifyListener",
+        ] {
+            let calls = fake.requests(action).await;
+            assert_eq!(calls.len(), 1, "{action}: {calls:#?}");
+            assert_eq!(calls[0]["result"], "OK", "{action}");
+        }
+
+        // Converged: a full pass reads and changes nothing.
+        fake.clear_log().await;
+        let passes = worker.passes();
+        worker.resync();
+        wait_until("a resync pass", || worker.passes() > passes).await;
+        let log = fake.log().await;
+        assert!(log.iter().any(|r| r["action"] == "DescribeListeners"));
+        let mutations: Vec<&Value> = log
+            .iter()
+            .filter(|r| MUTATIONS.contains(&r["action"].as_str().unwrap_or("")))
+            .collect();
+        assert!(mutations.is_empty(), "{mutations:#?}");
+        worker.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn resync_repairs_console_drift() {
+        let fake = Fake::start("50ms").await;
+        let store = Arc::new(Store::default());
+        store.put(tcp("default/a", 32000, &[("10.2.0.1", 80, 10)]));
+        store.put(tcp(
+            "default/b",
+            32001,
+            &[("10.2.0.2", 80, 10), ("10.2.0.3", 80, 10)],
+        ));
+        let both = ["default/a", "default/b"].map(String::from);
+        let worker = spawn(&fake, &store, config());
+        worker.notify("default/a");
+        wait_until("a, b Synced", || store.all_synced(&both)).await;
+        let a_id = store.listener_id("default/a").unwrap();
+        let b_id = store.listener_id("default/b").unwrap();
+
+        fake.console(
+            "delete-listener",
+            json!({"region": REGION, "loadBalancerId": LB, "listenerId": a_id}),
+        )
+        .await;
+        fake.console(
+            "delete-target",
+            json!({"region": REGION, "loadBalancerId": LB, "listenerId": b_id, "ip": "10.2.0.3", "port": 80}),
+        )
+        .await;
+        assert_eq!(fake.listeners().await.len(), 1);
+
+        worker.resync();
+        wait_until("a recreated with a new id", || {
+            store.listener_id("default/a").is_some_and(|id| id != a_id)
+        })
+        .await;
+        wait_until_async("b's target back", || async {
+            fake.listeners()
+                .await
+                .get(&32001)
+                .is_some_and(|l| targets_of(l).len() == 2)
+        })
+        .await;
+        let listeners = fake.listeners().await;
+        assert_eq!(
+            listeners[&32000]["listenerId"].as_str(),
+            store.listener_id("default/a").as_deref()
+        );
+        assert_eq!(targets_of(&listeners[&32000]).len(), 1);
+        assert_eq!(store.listener_id("default/b"), Some(b_id));
+        assert_deletes_name_ids(&fake).await;
+        worker.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn periodic_resync_repairs_drift_without_a_notification() {
+        let fake = Fake::start("20ms").await;
+        let store = Arc::new(Store::default());
+        store.put(tcp("default/a", 32100, &[("10.2.1.1", 80, 10)]));
+        let worker = spawn(
+            &fake,
+            &store,
+            WorkerConfig {
+                resync_interval: Duration::from_millis(200),
+                ..config()
+            },
+        );
+        worker.notify("default/a");
+        wait_until("a Synced", || store.listener_id("default/a").is_some()).await;
+        let a_id = store.listener_id("default/a").unwrap();
+        fake.console(
+            "delete-listener",
+            json!({"region": REGION, "loadBalancerId": LB, "listenerId": a_id}),
+        )
+        .await;
+        wait_until("a recreated by the periodic resync", || {
+            store.listener_id("default/a").is_some_and(|id| id != a_id)
+        })
+        .await;
+        assert!(fake.listeners().await.contains_key(&32100));
+        worker.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn throttle_storm_converges() {
+        let fake = Fake::start("20ms").await;
+        fake.faults(json!([
+            {"action": "DescribeListeners", "count": 3, "effect": {"type": "throttle"}},
+            {"action": "CreateListener", "count": 4, "effect": {"type": "throttle"}},
+            {"action": "BatchRegisterTargets", "count": 4, "effect": {"type": "throttle"}},
+        ]))
+        .await;
+        let store = Arc::new(Store::default());
+        let owners = owners(10);
+        for (i, o) in owners.iter().enumerate() {
+            store.put(tcp(
+                o,
+                33000 + i as u16,
+                &[("10.3.0.1", 9000 + i as u16, 10)],
+            ));
+        }
+        let worker = spawn(&fake, &store, config());
+        for o in &owners {
+            worker.notify(o.clone());
+        }
+        wait_until("all Synced despite throttling", || {
+            store.all_synced(&owners)
+        })
+        .await;
+        let throttled = fake
+            .log()
+            .await
+            .iter()
+            .filter(|r| r["result"] == "RequestLimitExceeded")
+            .count();
+        assert_eq!(throttled, 11);
+        let creates = fake.requests("CreateListener").await;
+        assert_eq!(creates.iter().filter(|r| r["result"] == "OK").count(), 1);
+        assert_eq!(fake.listeners().await.len(), 10);
+        worker.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn busy_load_balancer_is_waited_for() {
+        let fake = Fake::start("1500ms").await;
+        let store = Arc::new(Store::default());
+        store.put(tcp("default/a", 34000, &[("10.4.0.1", 80, 10)]));
+        let worker = spawn(&fake, &store, config());
+
+        // Someone else starts a long task on the LB (a listener that is not ours).
+        let other = fake.client();
+        let foreign = tokio::spawn(async move {
+            let l = NewListener {
+                protocol: "UDP".into(),
+                port: 34999,
+                end_port: None,
+                name: Some("not-ours".into()),
+                attributes: ListenerAttributes::default(),
+            };
+            other.create_listeners(&lb(), &[l]).await
+        });
+        wait_until_async("the foreign create accepted", || async {
+            fake.requests("CreateListener")
+                .await
+                .iter()
+                .any(|r| r["result"] == "OK")
+        })
+        .await;
+        worker.notify("default/a");
+        wait_until("a Synced", || store.listener_id("default/a").is_some()).await;
+        assert!(foreign.await.unwrap().is_ok());
+
+        let busy = fake
+            .requests("CreateListener")
+            .await
+            .iter()
+            .filter(|r| r["result"] == "FailedOperation.ResourceInOperating")
+            .count();
+        assert!(busy >= 1, "the worker's create met the busy LB");
+        let listeners = fake.listeners().await;
+        assert_eq!(
+            listeners[&34999]["name"], "not-ours",
+            "foreign listener untouched"
+        );
+        assert_eq!(targets_of(&listeners[&34000]).len(), 1);
+        worker.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn failed_task_is_reported_then_retried() {
+        let fake = Fake::start("20ms").await;
+        fake.faults(json!([
+            {"action": "CreateListener", "count": 1,
+             "effect": {"type": "failTask", "message": "backend cluster unavailable"}},
+        ]))
+        .await;
+        let store = Arc::new(Store::default());
+        store.put(tcp("default/a", 35000, &[("10.5.0.1", 80, 10)]));
+        let worker = spawn(&fake, &store, config());
+        worker.notify("default/a");
+        wait_until("a Synced after a retry", || {
+            store.listener_id("default/a").is_some()
+        })
+        .await;
+        let history = store.history_of("default/a");
+        let Outcome::NotSynced { message, .. } = &history[0] else {
+            panic!("first outcome should be the failure: {history:?}");
+        };
+        assert!(
+            message.contains("CreateListener") && message.contains("backend cluster unavailable"),
+            "{message}"
+        );
+        assert!(matches!(history.last(), Some(Outcome::Synced { .. })));
+        assert_eq!(fake.requests("CreateListener").await.len(), 2);
+        assert_eq!(targets_of(&fake.listeners().await[&35000]).len(), 1);
+        worker.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn port_check_failure_is_reread_at_once() {
+        let fake = Fake::start("20ms").await;
+        fake.faults(json!([
+            {"action": "CreateListener", "count": 1,
+             "effect": {"type": "error", "code": "InvalidParameter.PortCheckFailed",
+                        "message": "port 35100 is in use"}},
+        ]))
+        .await;
+        let store = Arc::new(Store::default());
+        store.put(tcp("default/a", 35100, &[]));
+        // A backoff far beyond the wait: only the immediate re-read can make this converge.
+        let worker = spawn(
+            &fake,
+            &store,
+            WorkerConfig {
+                retry_initial: Duration::from_secs(600),
+                retry_max: Duration::from_secs(600),
+                ..config()
+            },
+        );
+        worker.notify("default/a");
+        wait_until("a Synced", || store.listener_id("default/a").is_some()).await;
+        let history = store.history_of("default/a");
+        assert!(
+            matches!(&history[0], Outcome::NotSynced { code: Some(c), .. } if c == "InvalidParameter.PortCheckFailed"),
+            "{history:?}"
+        );
+        worker.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn load_balancer_deleted_out_of_band() {
+        let fake = Fake::start("20ms").await;
+        let store = Arc::new(Store::default());
+        store.put(tcp("default/a", 36000, &[("10.6.0.1", 80, 10)]));
+        let worker = spawn(&fake, &store, config());
+        worker.notify("default/a");
+        wait_until("a Synced", || store.listener_id("default/a").is_some()).await;
+
+        fake.console(
+            "delete-load-balancer",
+            json!({"region": REGION, "loadBalancerId": LB}),
+        )
+        .await;
+        store.delete("default/a");
+        store.put(tcp("default/b", 36001, &[]));
+        worker.notify("default/a");
+        worker.notify("default/b");
+        wait_until("a deleted, b NotSynced", || {
+            store.is_deleted("default/a")
+                && store.outcome("default/b").is_some_and(|o| o.is_failure())
+        })
+        .await;
+        let Some(Outcome::NotSynced { code, message }) = store.outcome("default/b") else {
+            unreachable!()
+        };
+        assert_eq!(code.as_deref(), Some("InvalidParameter.LBIdNotFound"));
+        assert!(
+            message.contains("does not exist") && message.contains(LB),
+            "{message}"
+        );
+        assert!(
+            fake.requests("DeleteLoadBalancerListeners")
+                .await
+                .is_empty()
+        );
+        worker.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn changes_during_a_slow_pass_land_in_one_following_pass() {
+        let fake = Fake::start("800ms").await;
+        let store = Arc::new(Store::default());
+        store.put(tcp("default/first", 37000, &[]));
+        let worker = spawn(&fake, &store, config());
+        worker.notify("default/first");
+        // The first pass is in flight once its create has been accepted (its task runs 800 ms).
+        wait_until_async("the first create accepted", || async {
+            !fake.requests("CreateListener").await.is_empty()
+        })
+        .await;
+        let later = owners(5);
+        for (i, o) in later.iter().enumerate() {
+            store.put(tcp(o, 37001 + i as u16, &[]));
+            worker.notify(o.clone());
+        }
+        let mut everyone = later.clone();
+        everyone.push("default/first".into());
+        wait_until("all Synced", || store.all_synced(&everyone)).await;
+
+        let creates = fake.requests("CreateListener").await;
+        let ports: Vec<usize> = creates
+            .iter()
+            .map(|r| r["params"]["Ports"].as_array().unwrap().len())
+            .collect();
+        assert_eq!(
+            ports,
+            vec![1, 5],
+            "one lone create, then one coalesced create"
+        );
+        wait_until("the second pass counted", || worker.passes() >= 2).await;
+        assert_eq!(worker.passes(), 2);
+        worker.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn pool_runs_one_worker_per_load_balancer_and_shuts_down() {
+        let fake = Fake::start("20ms").await;
+        fake.console(
+            "create-load-balancer",
+            json!({"secretId": SECRET_ID, "region": REGION, "id": "lb-00000002",
+                   "name": "second", "type": "OPEN", "vips": ["2.2.2.2"]}),
+        )
+        .await;
+        let store = Arc::new(Store::default());
+        store.put(tcp("default/a", 38000, &[]));
+        let pool = WorkerPool::new(fake.client(), store.clone(), store.clone(), config());
+        let second = LbRef::new(REGION, "lb-00000002");
+        pool.notify(&lb(), "default/a");
+        pool.notify(&lb(), "default/a");
+        pool.notify(&second, "default/a");
+        wait_until("a Synced", || store.listener_id("default/a").is_some()).await;
+        wait_until("a pass on the second LB", || pool.passes(&second) >= 1).await;
+        let mut lbs = pool.load_balancers();
+        lbs.sort_by(|a, b| a.lb_id.cmp(&b.lb_id));
+        assert_eq!(lbs, vec![lb(), second]);
+        pool.shutdown().await;
+        assert!(pool.load_balancers().is_empty());
+    }
+}

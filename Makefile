@@ -58,7 +58,8 @@ harness-bin:
 cluster-up: harness-bin ## Start the local cluster in $(CLUSTER_STATE_DIR) (idempotent)
 	$(HARNESS) cluster up --state-dir $(CLUSTER_STATE_DIR) --nodes $(CLUSTER_NODES)
 
-cluster-down: harness-bin ## Stop every process of the local cluster
+cluster-down: ## Stop every process of the local cluster (uses the built harness; builds it only if absent)
+	@[ -x $(HARNESS) ] || $(CARGO) build -p clb-harness --bin clb-harness
 	$(HARNESS) cluster down --state-dir $(CLUSTER_STATE_DIR)
 
 cluster-status: harness-bin ## Show the local cluster's processes and health
@@ -66,11 +67,14 @@ cluster-status: harness-bin ## Show the local cluster's processes and health
 
 test-cluster: harness-bin ## Cluster integration tests on their own cluster, stopped even on failure
 	$(CARGO) test -p clb-harness --test cluster --no-run
+	$(CARGO) test -p clb-controller --test runtime_listener --no-run
 	@set -euo pipefail; \
 	trap '$(HARNESS) cluster down --state-dir $(TEST_CLUSTER_STATE_DIR)' EXIT; \
 	$(HARNESS) cluster up --state-dir $(TEST_CLUSTER_STATE_DIR); \
 	CLB_TEST_KUBECONFIG=$(CURDIR)/$(TEST_CLUSTER_STATE_DIR)/kubeconfig \
-		$(CARGO) test -p clb-harness --test cluster -- --ignored
+		$(CARGO) test -p clb-harness --test cluster -- --ignored; \
+	CLB_TEST_KUBECONFIG=$(CURDIR)/$(TEST_CLUSTER_STATE_DIR)/kubeconfig \
+		$(CARGO) test -p clb-controller --test runtime_listener -- --ignored
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check

@@ -8,6 +8,9 @@
 //!   the upper half held with probability 1/2: the scan walks ~32k ports.
 //! - `tcp_udp_dense_prefix`: same for a TCP_UDP request on an item serving both protocols
 //!   (the UDP layout is an independent draw of the same shape).
+//! - `churn50`: starts from `random50` and keeps occupancy at 50%: every iteration allocates the
+//!   lowest free port and releases a randomly chosen held port (pods come and go in any order).
+//!   This is the steady state of a busy pool, and the case the performance bar is about.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -146,5 +149,64 @@ fn bench_allocator(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_allocator);
+/// Small deterministic generator so both allocators see the same release sequence at equal cost.
+struct XorShift(u64);
+
+impl XorShift {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+fn bench_churn(c: &mut Criterion) {
+    let mut group = c.benchmark_group("allocator");
+    group
+        .sample_size(50)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    let key = pool_key();
+    let mut rng = StdRng::seed_from_u64(0x00c1_b0a1);
+    let tcp = layout(&mut rng, false);
+    let udp = vec![false; SLOTS];
+    let held: Vec<u16> = tcp
+        .iter()
+        .enumerate()
+        .filter(|(_, used)| **used)
+        .map(|(i, _)| START + i as u16)
+        .collect();
+    let (mut ours, mut baseline) = build(&tcp, &udp);
+
+    let mut ours_held = held.clone();
+    let mut pick = XorShift(0x9e37_79b9_7f4a_7c15);
+    group.bench_function(BenchmarkId::new("ours", "churn50"), |b| {
+        b.iter(|| {
+            let got = ours
+                .allocate(black_box(&key), RequestProtocol::Tcp, None)
+                .expect("free port");
+            ours_held.push(got.start_port);
+            let victim = ours_held.swap_remove(pick.below(ours_held.len()));
+            ours.release(&key, &got.item, RequestProtocol::Tcp, victim)
+                .expect("held port");
+            black_box(got.start_port)
+        })
+    });
+
+    let mut baseline_held = held;
+    let mut pick = XorShift(0x9e37_79b9_7f4a_7c15);
+    group.bench_function(BenchmarkId::new("linear_scan", "churn50"), |b| {
+        b.iter(|| {
+            let port = baseline.allocate().expect("free port");
+            baseline_held.push(port);
+            let victim = baseline_held.swap_remove(pick.below(baseline_held.len()));
+            baseline.release(victim);
+            black_box(port)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_allocator, bench_churn);
 criterion_main!(benches);

@@ -36,12 +36,22 @@ pub struct RunFlags {
     pub region: String,
 
     /// Tencent Cloud SecretId. Also read from TENCENTCLOUD_ACCESS_KEY_ID (bcs); never logged.
-    #[arg(long, env = "TENCENTCLOUD_SECRET_ID", hide_env_values = true, value_name = "ID")]
+    #[arg(
+        long,
+        env = "TENCENTCLOUD_SECRET_ID",
+        hide_env_values = true,
+        value_name = "ID"
+    )]
     pub secret_id: Option<String>,
 
     /// Tencent Cloud SecretKey. Also read from TENCENTCLOUD_ACESS_KEY (bcs); never logged. Prefer the environment
     /// or --credentials-dir: command lines are visible to other users.
-    #[arg(long, env = "TENCENTCLOUD_SECRET_KEY", hide_env_values = true, value_name = "KEY")]
+    #[arg(
+        long,
+        env = "TENCENTCLOUD_SECRET_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
     pub secret_key: Option<String>,
 
     /// Directory of a mounted Secret holding TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY files (or the bcs
@@ -50,11 +60,21 @@ pub struct RunFlags {
     pub credentials_dir: Option<PathBuf>,
 
     /// Client-side CLB request rate per action per second (the API allows 20); 0 disables the limiter.
-    #[arg(long, env = "TENCENTCLOUD_RATELIMIT_QPS", default_value_t = 20.0, value_name = "QPS")]
+    #[arg(
+        long,
+        env = "TENCENTCLOUD_RATELIMIT_QPS",
+        default_value_t = 20.0,
+        value_name = "QPS"
+    )]
     pub clb_qps: f64,
 
     /// Requests per action that may go out back to back after an idle period.
-    #[arg(long, env = "TENCENTCLOUD_RATELIMIT_BUCKET_SIZE", default_value_t = 1, value_name = "N")]
+    #[arg(
+        long,
+        env = "TENCENTCLOUD_RATELIMIT_BUCKET_SIZE",
+        default_value_t = 1,
+        value_name = "N"
+    )]
     pub clb_burst: u32,
 
     /// Deadline of one CLB operation: every attempt, retry backoff, rate-limit wait and task poll.
@@ -75,7 +95,12 @@ pub struct RunFlags {
     pub resync_interval: Duration,
 
     /// Address of /metrics, /healthz and /readyz.
-    #[arg(long, env = "CLB_METRICS_ADDR", default_value = "127.0.0.1:8081", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "CLB_METRICS_ADDR",
+        default_value = "127.0.0.1:8081",
+        value_name = "ADDR"
+    )]
     pub metrics_addr: SocketAddr,
 
     /// Leader election on a coordination.k8s.io Lease; only the leader reconciles. Turn off only with one
@@ -84,11 +109,21 @@ pub struct RunFlags {
     pub leader_election: bool,
 
     /// Namespace of the leader-election Lease (bcs: --election_namespace).
-    #[arg(long, env = "CLB_ELECTION_NAMESPACE", default_value = "bcs-system", value_name = "NAMESPACE")]
+    #[arg(
+        long,
+        env = "CLB_ELECTION_NAMESPACE",
+        default_value = "bcs-system",
+        value_name = "NAMESPACE"
+    )]
     pub election_namespace: String,
 
     /// Name of the leader-election Lease.
-    #[arg(long, env = "CLB_LEASE_NAME", default_value = "clb-controller", value_name = "NAME")]
+    #[arg(
+        long,
+        env = "CLB_LEASE_NAME",
+        default_value = "clb-controller",
+        value_name = "NAME"
+    )]
     pub lease_name: String,
 
     /// This replica's identity in the Lease and in events (set it from the downward API). Default: the host
@@ -106,7 +141,12 @@ pub struct RunFlags {
     pub install_crds: bool,
 
     /// Log filter in tracing's EnvFilter syntax, e.g. `info` or `info,clb_controller=debug`.
-    #[arg(long, env = "CLB_LOG_LEVEL", default_value = "info", value_name = "FILTER")]
+    #[arg(
+        long,
+        env = "CLB_LOG_LEVEL",
+        default_value = "info",
+        value_name = "FILTER"
+    )]
     pub log_level: String,
 
     /// Log format.

@@ -125,6 +125,7 @@ pub(crate) fn mapping_drafts(
             let end_port = segment_mode.then_some((start + seg_len - 1) as i32);
             let draft = if l7 {
                 Draft {
+                    source: path.clone(),
                     from_mapping: true,
                     port,
                     end_port,
@@ -147,6 +148,7 @@ pub(crate) fn mapping_drafts(
                 }
             } else {
                 Draft {
+                    source: path.clone(),
                     from_mapping: true,
                     port,
                     end_port,

@@ -71,6 +71,8 @@ impl std::fmt::Display for Problem {
 /// A listener independent of the CLB it lands on (every CLB of the Ingress gets the same ones).
 #[derive(Clone, Debug)]
 pub(crate) struct Draft {
+    /// Field path of the rule or mapping it comes from.
+    pub source: String,
     pub from_mapping: bool,
     pub port: i32,
     /// Inclusive last port of a segment listener.
@@ -107,7 +109,7 @@ pub fn generate(ingress: &Ingress, world: &World) -> Generated {
             };
             if !names.insert(name.clone()) {
                 problems.push(Problem {
-                    path: "spec".into(),
+                    path: draft.source.clone(),
                     message: format!(
                         "listener {name} on {}:{} is generated twice ({} port {}); only the first is kept",
                         lb.region, lb.id, draft.protocol, draft.port
@@ -227,3 +229,6 @@ pub(crate) fn target_group(
         ..ListenerTargetGroup::default()
     }
 }
+
+#[cfg(test)]
+mod tests;

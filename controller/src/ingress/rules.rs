@@ -18,6 +18,7 @@ pub(crate) fn rule_draft(
     if !rule.protocol.is_layer7() {
         let backends = services_backends(&path, &rule.services, namespace, world, problems);
         return Draft {
+            source: path,
             from_mapping: false,
             port: rule.port,
             end_port: None,
@@ -60,6 +61,7 @@ pub(crate) fn rule_draft(
         });
     }
     Draft {
+        source: path,
         from_mapping: false,
         port: rule.port,
         end_port: None,

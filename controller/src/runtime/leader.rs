@@ -74,7 +74,11 @@ impl LeaderElector {
 
     /// Campaigns until `shutdown` turns true; publishes leadership changes on `is_leader`. A leader that loses the
     /// Lease publishes `false` and campaigns again.
-    pub async fn run(mut self, is_leader: watch::Sender<bool>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(
+        mut self,
+        is_leader: watch::Sender<bool>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let retry = self.config.retry_period;
         loop {
             // Candidate.
@@ -82,7 +86,9 @@ impl LeaderElector {
                 match self.try_acquire_or_renew().await {
                     Ok(true) => break,
                     Ok(false) => {}
-                    Err(e) => tracing::warn!(error = %e, "leader election: acquiring the lease failed"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "leader election: acquiring the lease failed")
+                    }
                 }
                 if wait_or_shutdown(retry, &mut shutdown).await {
                     return;
@@ -109,7 +115,9 @@ impl LeaderElector {
                         tracing::warn!("leader election: another replica holds the lease");
                         break;
                     }
-                    Err(e) => tracing::warn!(error = %e, "leader election: renewing the lease failed"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "leader election: renewing the lease failed")
+                    }
                 }
                 if last_renewed.elapsed() > self.config.renew_deadline {
                     tracing::warn!("leader election: renew deadline passed");
@@ -177,7 +185,11 @@ impl LeaderElector {
         lease.spec = Some(LeaseSpec {
             holder_identity: Some(self.config.identity.clone()),
             lease_duration_seconds: Some(duration_secs),
-            acquire_time: if ours { spec.acquire_time.clone() } else { Some(MicroTime(now)) },
+            acquire_time: if ours {
+                spec.acquire_time.clone()
+            } else {
+                Some(MicroTime(now))
+            },
             renew_time: Some(MicroTime(now)),
             lease_transitions: Some(if ours || holder.is_none() {
                 record.transitions

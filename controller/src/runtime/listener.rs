@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -22,7 +22,9 @@ use super::status::{StatusQueue, StatusWriter};
 use super::store::{ListenerStore, Role, role_of};
 use crate::api::{Listener, keys};
 use crate::cloud::{ClbClient, LbRef};
-use crate::sync::{DesiredSource, Outcome, OwnerRef, Snapshot, StatusSink, WorkerConfig, WorkerPool};
+use crate::sync::{
+    DesiredSource, Outcome, OwnerRef, Snapshot, StatusSink, WorkerConfig, WorkerPool,
+};
 
 /// How often missing finalizers are retried and the gauges refreshed.
 const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(5);
@@ -215,21 +217,23 @@ impl Reconciler<'_> {
                 }
                 let role = role_of(&listener);
                 let touched = self.store.apply(listener);
-                if touched.is_empty() && role != Role::Ignored {
-                    if let Some((_, error)) = self
-                        .store
-                        .without_lb()
-                        .into_iter()
-                        .find(|(o, _)| *o == owner)
-                    {
-                        self.queue.push(
-                            owner.clone(),
-                            Outcome::NotSynced {
-                                code: None,
-                                message: error.to_string(),
-                            },
-                        );
-                    }
+                // An unusable LB reference never reaches a worker: report it here.
+                let bad_lb = (role != Role::Ignored)
+                    .then(|| {
+                        self.store
+                            .without_lb()
+                            .into_iter()
+                            .find(|(o, _)| *o == owner)
+                    })
+                    .flatten();
+                if let Some((_, error)) = bad_lb {
+                    self.queue.push(
+                        owner.clone(),
+                        Outcome::NotSynced {
+                            code: None,
+                            message: error.to_string(),
+                        },
+                    );
                 }
                 for lb in &touched {
                     self.pool.notify(lb, owner.clone());

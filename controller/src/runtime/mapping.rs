@@ -99,7 +99,11 @@ pub fn desired_listener(listener: &Listener) -> Result<DesiredListener, MappingE
     desired.known_listener_id = known_listener_id(listener);
 
     if layer7 {
-        if spec.target_group.as_ref().is_some_and(|t| !t.backends.is_empty()) {
+        if spec
+            .target_group
+            .as_ref()
+            .is_some_and(|t| !t.backends.is_empty())
+        {
             return Err(invalid(format!(
                 "{} listeners take backends on rules, not in targetGroup",
                 key.protocol
@@ -249,7 +253,11 @@ fn health_check_of(h: &ListenerHealthCheck) -> Result<HealthCheck, MappingError>
 
 /// A certificate without `certID` is no certificate (bcs sends none either).
 fn certificate_of(c: &IngressListenerCertificate) -> Option<Certificate> {
-    let cert_id = c.cert_id.as_deref().map(str::trim).filter(|s| !s.is_empty())?;
+    let cert_id = c
+        .cert_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())?;
     Some(Certificate {
         mode: match c.mode {
             Some(api::CertificateMode::Mutual) => "MUTUAL".to_string(),

@@ -78,7 +78,11 @@ impl RuntimeMetrics {
             "Load balancers that have Listener CRs",
             self.load_balancers.clone(),
         );
-        r.register("leader", "1 when this replica is the leader", self.leader.clone());
+        r.register(
+            "leader",
+            "1 when this replica is the leader",
+            self.leader.clone(),
+        );
     }
 
     /// Counts one outcome.
@@ -139,13 +143,18 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| RuntimeError::Bind(addr, e))?;
-    let bound = listener.local_addr().map_err(|e| RuntimeError::Bind(addr, e))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| RuntimeError::Bind(addr, e))?;
     let app = router(state);
     let task = tokio::spawn(async move {
         let stop = async move {
             let _ = shutdown.wait_for(|s| *s).await;
         };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
             tracing::error!(error = %e, "metrics server failed");
         }
     });

@@ -124,7 +124,11 @@ pub async fn run(config: RuntimeConfig) -> Result<RuntimeHandle, RuntimeError> {
     }
 
     let cloud_metrics = CloudMetrics::default();
-    let cloud = ClbClient::new(config.cloud.clone(), &config.credentials, cloud_metrics.clone())?;
+    let cloud = ClbClient::new(
+        config.cloud.clone(),
+        &config.credentials,
+        cloud_metrics.clone(),
+    )?;
     tracing::info!(
         endpoint = %config.cloud.endpoint,
         region = %config.cloud.default_region,
@@ -226,6 +230,8 @@ async fn supervise(
 
 /// A client from an explicit kubeconfig, else the usual inference (KUBECONFIG, ~/.kube/config, in-cluster).
 pub async fn kube_client(kubeconfig: Option<&PathBuf>) -> Result<kube::Client, RuntimeError> {
+    // Two rustls providers end up linked (reqwest and kube); pick ring explicitly. Fails harmlessly when one is set.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config = match kubeconfig {
         Some(path) => {
             let kc = Kubeconfig::read_from(path)

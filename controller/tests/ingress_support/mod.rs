@@ -17,21 +17,31 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 pub const DEFAULT_REGION: &str = "ap-guangzhou";
 
 fn fixture_text(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/user-guide").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/user-guide")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// A user-guide Ingress, as the API server would store it (namespace defaulted, a uid assigned).
 pub fn ingress_fixture(name: &str) -> Ingress {
     let mut ingress: Ingress = serde_yaml::from_str(&fixture_text(name)).expect("fixture parses");
-    ingress.metadata.namespace.get_or_insert_with(|| "default".into());
-    ingress.metadata.uid = Some(format!("uid-{}", ingress.metadata.name.as_deref().unwrap_or("")));
+    ingress
+        .metadata
+        .namespace
+        .get_or_insert_with(|| "default".into());
+    ingress.metadata.uid = Some(format!(
+        "uid-{}",
+        ingress.metadata.name.as_deref().unwrap_or("")
+    ));
     ingress
 }
 
 pub fn portpool_fixture(name: &str) -> PortPool {
     let mut pool: PortPool = serde_yaml::from_str(&fixture_text(name)).expect("fixture parses");
-    pool.metadata.namespace.get_or_insert_with(|| "default".into());
+    pool.metadata
+        .namespace
+        .get_or_insert_with(|| "default".into());
     pool
 }
 
@@ -72,7 +82,10 @@ fn meta(ns: &str, name: &str) -> ObjectMeta {
 }
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// One Service port: `port` → `target` (number or name), optional nodePort.
@@ -97,7 +110,14 @@ pub fn service(ns: &str, name: &str, selector: &[(&str, &str)], ports: Vec<SvcPo
         metadata: meta(ns, name),
         spec: Some(ServiceSpec {
             selector: (!selector.is_empty()).then(|| labels(selector)),
-            type_: Some(if ports.iter().any(|p| p.node_port.is_some()) { "NodePort" } else { "ClusterIP" }.into()),
+            type_: Some(
+                if ports.iter().any(|p| p.node_port.is_some()) {
+                    "NodePort"
+                } else {
+                    "ClusterIP"
+                }
+                .into(),
+            ),
             ports: Some(
                 ports
                     .into_iter()
@@ -184,11 +204,13 @@ impl PodBuilder {
         self
     }
     pub fn named_port(mut self, container_port: i32, name: &str) -> Self {
-        self.ports.push((container_port, None, Some(name.into()), "TCP".into()));
+        self.ports
+            .push((container_port, None, Some(name.into()), "TCP".into()));
         self
     }
     pub fn host_port(mut self, container_port: i32, host_port: i32) -> Self {
-        self.ports.push((container_port, Some(host_port), None, "TCP".into()));
+        self.ports
+            .push((container_port, Some(host_port), None, "TCP".into()));
         self
     }
     pub fn not_ready(mut self) -> Self {
@@ -215,8 +237,11 @@ impl PodBuilder {
                 namespace: Some(self.ns),
                 name: Some(self.name),
                 labels: Some(self.labels.into_iter().collect()),
-                annotations: (!self.annotations.is_empty()).then(|| self.annotations.into_iter().collect()),
-                deletion_timestamp: self.terminating.then(|| Time("2026-01-01T00:00:00Z".parse().expect("timestamp"))),
+                annotations: (!self.annotations.is_empty())
+                    .then(|| self.annotations.into_iter().collect()),
+                deletion_timestamp: self
+                    .terminating
+                    .then(|| Time("2026-01-01T00:00:00Z".parse().expect("timestamp"))),
                 owner_references: self.owner.map(|(kind, name)| {
                     vec![OwnerReference {
                         api_version: "apps/v1".into(),
@@ -236,13 +261,15 @@ impl PodBuilder {
                     ports: Some(
                         self.ports
                             .into_iter()
-                            .map(|(container_port, host_port, name, protocol)| ContainerPort {
-                                container_port,
-                                host_port,
-                                name,
-                                protocol: Some(protocol),
-                                ..ContainerPort::default()
-                            })
+                            .map(
+                                |(container_port, host_port, name, protocol)| ContainerPort {
+                                    container_port,
+                                    host_port,
+                                    name,
+                                    protocol: Some(protocol),
+                                    ..ContainerPort::default()
+                                },
+                            )
                             .collect(),
                     ),
                     ..Container::default()
@@ -282,14 +309,20 @@ pub fn listener<'a>(listeners: &'a [Listener], name: &str) -> &'a Listener {
         .iter()
         .find(|l| l.metadata.name.as_deref() == Some(name))
         .unwrap_or_else(|| {
-            let names: Vec<_> = listeners.iter().filter_map(|l| l.metadata.name.as_deref()).collect();
+            let names: Vec<_> = listeners
+                .iter()
+                .filter_map(|l| l.metadata.name.as_deref())
+                .collect();
             panic!("no listener {name}; have {names:?}")
         })
 }
 
 /// Names of all listeners, in output order.
 pub fn names(listeners: &[Listener]) -> Vec<&str> {
-    listeners.iter().filter_map(|l| l.metadata.name.as_deref()).collect()
+    listeners
+        .iter()
+        .filter_map(|l| l.metadata.name.as_deref())
+        .collect()
 }
 
 /// (ip, port, weight) of an L4 listener's target group.
@@ -297,7 +330,12 @@ pub fn backends(l: &Listener) -> Vec<(&str, i32, i32)> {
     l.spec
         .target_group
         .as_ref()
-        .map(|tg| tg.backends.iter().map(|b| (b.ip.as_str(), b.port, b.weight)).collect())
+        .map(|tg| {
+            tg.backends
+                .iter()
+                .map(|b| (b.ip.as_str(), b.port, b.weight))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -311,6 +349,11 @@ pub fn rule_backends<'a>(l: &'a Listener, domain: &str, path: &str) -> Vec<(&'a 
         .unwrap_or_else(|| panic!("no rule {domain}{path}"));
     rule.target_group
         .as_ref()
-        .map(|tg| tg.backends.iter().map(|b| (b.ip.as_str(), b.port, b.weight)).collect())
+        .map(|tg| {
+            tg.backends
+                .iter()
+                .map(|b| (b.ip.as_str(), b.port, b.weight))
+                .collect()
+        })
         .unwrap_or_default()
 }

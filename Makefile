@@ -11,12 +11,15 @@ export CLB_CACHE_DIR
 export NO_PROXY := 127.0.0.1,localhost
 export no_proxy := 127.0.0.1,localhost
 
+# Where cargo puts binaries; CI points CARGO_TARGET_DIR at a machine cache so a fresh clone builds fast.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+
 # Pinned versions of the official Tencent Cloud Python SDK, the referee for fake-clb.
 TENCENTCLOUD_SDK_COMMON_VERSION := 3.1.195
 TENCENTCLOUD_SDK_CLB_VERSION := 3.1.194
 
 .PHONY: all build test test-rust test-sdk venv lint fmt clean help
-.PHONY: controlplane harness-bin cluster-up cluster-down cluster-status test-cluster
+.PHONY: controlplane harness-bin cluster-up cluster-down cluster-status test-cluster scenario-bins conformance
 
 all: build
 
@@ -40,14 +43,14 @@ venv: $(VENV)/.installed ## Python venv with the official Tencent Cloud SDK and 
 
 test-sdk: venv ## fake-clb driven by the official Tencent Cloud Python SDK
 	$(CARGO) build -p fake-clb --bin fake-clb
-	FAKE_CLB_BIN=$(CURDIR)/target/debug/fake-clb $(VENV)/bin/python -m pytest -q fake-clb/tests/sdk
+	FAKE_CLB_BIN=$(TARGET_DIR)/debug/fake-clb $(VENV)/bin/python -m pytest -q fake-clb/tests/sdk
 
 # Local Kubernetes control plane on 127.0.0.1 (etcd, kube-apiserver, KCM, scheduler, kwok);
 # see harness/README.md "Local control plane". Binaries are cached in $(CLB_CACHE_DIR).
 CLUSTER_STATE_DIR ?= .work/cluster
 CLUSTER_NODES ?= 3
 TEST_CLUSTER_STATE_DIR := .work/test-cluster
-HARNESS := $(CURDIR)/target/debug/clb-harness
+HARNESS := $(TARGET_DIR)/debug/clb-harness
 
 controlplane: ## Build the control-plane binaries only (cached; cold build takes ~15 min)
 	tools/controlplane/build.sh
@@ -62,19 +65,29 @@ cluster-down: ## Stop every process of the local cluster (uses the built harness
 	@[ -x $(HARNESS) ] || $(CARGO) build -p clb-harness --bin clb-harness
 	$(HARNESS) cluster down --state-dir $(CLUSTER_STATE_DIR)
 
+# Binaries `clb-harness run` starts (it finds them next to itself).
+scenario-bins:
+	$(CARGO) build -p fake-clb -p clb-controller --bins
+
+conformance: harness-bin scenario-bins ## Run scenarios/conformance on the local cluster; prints the report dir
+	$(HARNESS) run scenarios/conformance --cluster-state-dir $(CLUSTER_STATE_DIR)
+
 cluster-status: harness-bin ## Show the local cluster's processes and health
 	$(HARNESS) cluster status --state-dir $(CLUSTER_STATE_DIR)
 
-test-cluster: harness-bin ## Cluster integration tests on their own cluster, stopped even on failure
-	$(CARGO) test -p clb-harness --test cluster --no-run
+test-cluster: harness-bin scenario-bins ## Cluster integration tests on their own cluster, stopped even on failure
+	$(CARGO) test -p clb-harness --test cluster --test scenarios --no-run
 	$(CARGO) test -p clb-controller --test runtime_listener --no-run
+	$(CARGO) test -p clb-controller --test webhook_validate --no-run
 	@set -euo pipefail; \
 	trap '$(HARNESS) cluster down --state-dir $(TEST_CLUSTER_STATE_DIR)' EXIT; \
 	$(HARNESS) cluster up --state-dir $(TEST_CLUSTER_STATE_DIR); \
 	CLB_TEST_KUBECONFIG=$(CURDIR)/$(TEST_CLUSTER_STATE_DIR)/kubeconfig \
-		$(CARGO) test -p clb-harness --test cluster -- --ignored; \
+		$(CARGO) test -p clb-harness --test cluster --test scenarios -- --ignored; \
 	CLB_TEST_KUBECONFIG=$(CURDIR)/$(TEST_CLUSTER_STATE_DIR)/kubeconfig \
-		$(CARGO) test -p clb-controller --test runtime_listener -- --ignored
+		$(CARGO) test -p clb-controller --test runtime_listener -- --ignored; \
+	CLB_TEST_KUBECONFIG=$(CURDIR)/$(TEST_CLUSTER_STATE_DIR)/kubeconfig \
+		$(CARGO) test -p clb-controller --test webhook_validate -- --ignored
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check

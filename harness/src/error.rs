@@ -60,6 +60,16 @@ pub enum Error {
     #[error("serialising {what}: {reason}")]
     Serialize { what: &'static str, reason: String },
 
+    /// A scenario file that does not parse or validate; the message names the file (and line).
+    #[error("{0}")]
+    Scenario(String),
+
+    #[error("fake-clb: {0}")]
+    Cloud(String),
+
+    #[error("environment: {0}")]
+    Environment(String),
+
     #[error("timed out after {seconds}s waiting for {what}")]
     Timeout { what: String, seconds: u64 },
 }

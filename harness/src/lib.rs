@@ -2,7 +2,14 @@
 //! Kubernetes control plane the scenarios run against.
 
 pub mod cluster;
+pub mod env;
 pub mod error;
+pub mod kubeops;
+pub mod matcher;
+pub mod measure;
+pub mod report;
+pub mod runner;
+pub mod scenario;
 
 pub use error::{Error, Result};
 

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use clb_harness::cluster::{self, build};
+use clb_harness::env::{self, EnvOptions, Environment};
+use clb_harness::{runner, scenario};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,6 +26,106 @@ enum Command {
         #[command(subcommand)]
         action: ClusterAction,
     },
+    /// Start the environment (cluster or --kubeconfig, fake-clb, CRDs, controller) and leave it
+    /// running; prints the path of env.json.
+    Up {
+        #[command(flatten)]
+        env: EnvArgs,
+        /// Take the cloud setup (accounts, LBs, limits, faults) from this scenario.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
+    /// Stop everything `up` (or `run --keep`) started.
+    Down {
+        /// State directory of the environment.
+        #[arg(long, default_value = env::DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+    },
+    /// Run scenario files or directories of them; exits 1 if anything failed.
+    Run {
+        /// Scenario files, or directories whose *.yaml files are scenarios.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        env: EnvArgs,
+        /// Where junit.xml, summary.json, samples.jsonl and summary.md go [default: reports/<UTC timestamp>].
+        #[arg(long)]
+        report_dir: Option<PathBuf>,
+        /// Leave the environment and the scenario namespaces running (stop later with `down`).
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Parse and validate scenario files without running them.
+    Validate {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema of the scenario format (or write it with --output).
+    Schema {
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct EnvArgs {
+    /// Environment state: env.json, fake-clb config, logs of fake-clb and the controller.
+    #[arg(long, default_value = env::DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+    /// Use this cluster instead of starting the local control plane.
+    #[arg(long, env = "CLB_HARNESS_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// State directory of the local control plane (when no --kubeconfig).
+    #[arg(long, default_value = cluster::DEFAULT_STATE_DIR)]
+    cluster_state_dir: PathBuf,
+    /// Fake nodes of the local control plane.
+    #[arg(long, default_value_t = cluster::DEFAULT_NODES)]
+    nodes: u32,
+    /// Machine-local cache for control-plane binaries [default: $CLB_CACHE_DIR, else ~/.cache/clb-testbed].
+    #[arg(long, default_value_os_t = build::default_cache_dir(), hide_default_value = true)]
+    cache_dir: PathBuf,
+    /// Directory with build.sh.
+    #[arg(long, env = "CLB_CONTROLPLANE_DIR", default_value_os_t = build::default_controlplane_dir())]
+    controlplane_dir: PathBuf,
+    /// fake-clb binary [default: next to clb-harness].
+    #[arg(long, env = "FAKE_CLB_BIN")]
+    fake_clb_bin: Option<PathBuf>,
+    /// clb-controller binary [default: next to clb-harness].
+    #[arg(long, env = "CLB_CONTROLLER_BIN")]
+    controller_bin: Option<PathBuf>,
+    /// Use this fake-clb config instead of one generated from the scenario.
+    #[arg(long)]
+    fake_clb_config: Option<PathBuf>,
+    /// Do not start the controller even if `clb-controller run` exists.
+    #[arg(long)]
+    no_controller: bool,
+}
+
+impl EnvArgs {
+    fn options(self) -> EnvOptions {
+        let sibling = |name: &str| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|exe| exe.parent().map(|dir| dir.join(name)))
+                .unwrap_or_else(|| PathBuf::from(name))
+        };
+        EnvOptions {
+            state_dir: self.state_dir,
+            kubeconfig: self.kubeconfig,
+            cluster: cluster::UpOptions {
+                state_dir: self.cluster_state_dir,
+                cache_dir: self.cache_dir,
+                controlplane_dir: self.controlplane_dir,
+                nodes: self.nodes,
+            },
+            fake_clb_bin: self.fake_clb_bin.unwrap_or_else(|| sibling("fake-clb")),
+            controller_bin: self
+                .controller_bin
+                .unwrap_or_else(|| sibling("clb-controller")),
+            fake_clb_config: self.fake_clb_config,
+            no_controller: self.no_controller,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,6 +187,74 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command) -> clb_harness::Result<ExitCode> {
     match command {
+        Command::Up { env, scenario } => {
+            let cloud = match scenario {
+                Some(path) => scenario::load(&path)?.scenario.cloud,
+                None => scenario::CloudSetup::default(),
+            };
+            let environment = Environment::start(env.options(), cloud).await?;
+            let path = environment.detach();
+            println!("environment up; details in {}", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Down { state_dir } => {
+            for line in env::down(&state_dir).await? {
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            paths,
+            env,
+            report_dir,
+            keep,
+        } => {
+            let report_dir = report_dir.unwrap_or_else(runner::default_report_dir);
+            let options = runner::RunOptions {
+                env: env.options(),
+                report_dir: report_dir.clone(),
+                keep,
+            };
+            let report = runner::run(&paths, &options).await?;
+            let passed = report.passed();
+            let failed = report.scenarios.iter().filter(|s| !s.passed()).count();
+            println!(
+                "{} scenario(s), {failed} failed; report: {}",
+                report.scenarios.len(),
+                report_dir.display()
+            );
+            Ok(if passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Validate { paths } => {
+            let mut ok = true;
+            for file in scenario::discover(&paths)? {
+                match scenario::load(&file) {
+                    Ok(_) => println!("ok   {}", file.display()),
+                    Err(e) => {
+                        ok = false;
+                        println!("FAIL {e}");
+                    }
+                }
+            }
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Schema { output } => {
+            let schema = scenario::json_schema();
+            match output {
+                Some(path) => std::fs::write(&path, schema)
+                    .map_err(|e| clb_harness::Error::io("writing schema", &path, e))?,
+                None => print!("{schema}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Cluster { action } => match action {
             ClusterAction::Up {
                 dirs,

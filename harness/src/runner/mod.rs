@@ -1,0 +1,447 @@
+//! Runs scenarios against an `Environment`: per scenario a fresh namespace and a reset cloud,
+//! steps with try/catch/finally, invariants after each step and at the end, measurements.
+
+pub mod invariants;
+mod measure;
+mod ops;
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use crate::env::{EnvOptions, Environment};
+use crate::error::Result;
+use crate::report::{self, Failure, RunReport, ScenarioReport, StepReport};
+use crate::scenario::{self, LoadedScenario, Operation, Step};
+
+pub use self::ops::OpFailure;
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub env: EnvOptions,
+    pub report_dir: PathBuf,
+    /// Leave the environment and the scenario namespaces in place.
+    pub keep: bool,
+}
+
+/// Progress output: an indicatif bar on a terminal, plain lines otherwise (or with CI=true).
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(total: u64) -> Progress {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        let bar = (!ci && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps {msg}",
+            ) {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            bar
+        });
+        Progress { bar }
+    }
+
+    fn line(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn step(&self, text: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(text.to_string());
+        }
+    }
+
+    fn advance(&self) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Loads every scenario, runs the valid ones in one environment and writes the reports.
+pub async fn run(paths: &[PathBuf], options: &RunOptions) -> Result<RunReport> {
+    let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let files = scenario::discover(paths)?;
+    let mut loaded: Vec<std::result::Result<LoadedScenario, ScenarioReport>> = Vec::new();
+    for file in files {
+        loaded.push(scenario::load(&file).map_err(|e| {
+            ScenarioReport {
+                name: file
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                file: file.clone(),
+                namespace: String::new(),
+                seconds: 0.0,
+                steps: Vec::new(),
+                invariant_failures: Vec::new(),
+                measurements: Vec::new(),
+                error: Some(e.to_string()),
+            }
+        }));
+    }
+    let total_steps: usize = loaded
+        .iter()
+        .filter_map(|l| l.as_ref().ok())
+        .map(|l| l.scenario.steps.len())
+        .sum();
+    let progress = Progress::new(total_steps as u64);
+    let mut reports = Vec::new();
+    let first_cloud = loaded
+        .iter()
+        .find_map(|l| l.as_ref().ok())
+        .map(|l| l.scenario.cloud.clone());
+    let mut env = match first_cloud {
+        Some(cloud) => match Environment::start(options.env.clone(), cloud).await {
+            Ok(env) => Some(env),
+            Err(e) => {
+                progress.finish();
+                return Err(e);
+            }
+        },
+        None => None,
+    };
+    for item in loaded {
+        match item {
+            Err(report) => {
+                progress.line(&format!(
+                    "FAIL {}: {}",
+                    report.file.display(),
+                    report.error.as_deref().unwrap_or("")
+                ));
+                reports.push(report);
+            }
+            Ok(loaded) => {
+                let Some(env) = env.as_mut() else { continue };
+                let report = run_scenario(env, &loaded, options, &progress).await;
+                progress.line(&format!(
+                    "{} {} ({:.1}s)",
+                    if report.passed() { "PASS" } else { "FAIL" },
+                    report.name,
+                    report.seconds
+                ));
+                reports.push(report);
+            }
+        }
+    }
+    progress.finish();
+    if let Some(env) = env {
+        if options.keep {
+            let path = env.detach();
+            info!("--keep: environment left running; see {}", path.display());
+        } else {
+            env.stop(true).await;
+        }
+    }
+    let run = RunReport {
+        started,
+        scenarios: reports,
+    };
+    report::write_all(&options.report_dir, &run)?;
+    Ok(run)
+}
+
+/// State of one scenario while it runs.
+pub(crate) struct Ctx<'a> {
+    pub env: &'a mut Environment,
+    pub scenario: &'a LoadedScenario,
+    pub namespace: String,
+    pub measurements: measure::Measurements,
+}
+
+async fn run_scenario(
+    env: &mut Environment,
+    loaded: &LoadedScenario,
+    options: &RunOptions,
+    progress: &Progress,
+) -> ScenarioReport {
+    let started = Instant::now();
+    let scenario = &loaded.scenario;
+    let suffix: String = uuid_suffix();
+    let namespace = format!("{}-{suffix}", scenario.metadata.name);
+    let mut report = ScenarioReport {
+        name: scenario.metadata.name.clone(),
+        file: loaded.path.clone(),
+        namespace: namespace.clone(),
+        seconds: 0.0,
+        steps: Vec::new(),
+        invariant_failures: Vec::new(),
+        measurements: Vec::new(),
+        error: None,
+    };
+    progress.line(&format!(
+        "RUN  {} ({}) in namespace {namespace}",
+        scenario.metadata.name,
+        loaded.path.display()
+    ));
+    if let Err(e) = prepare(env, &scenario.cloud, &namespace).await {
+        report.error = Some(e.to_string());
+        report.seconds = started.elapsed().as_secs_f64();
+        return report;
+    }
+    let mut ctx = Ctx {
+        env,
+        scenario: loaded,
+        namespace: namespace.clone(),
+        measurements: measure::Measurements::default(),
+    };
+    for step in &scenario.steps {
+        progress.step(&format!("{} / {}", scenario.metadata.name, step.name));
+        let mut step_report = run_step(&mut ctx, step).await;
+        let violations = check_invariants(&mut ctx, false).await;
+        if !violations.is_empty() {
+            report.invariant_failures.extend(
+                violations
+                    .iter()
+                    .map(|v| format!("after step {:?}: {v}", step.name)),
+            );
+            if step_report.failure.is_none() {
+                step_report.failure = Some(Failure {
+                    message: "invariant violated after the step".to_string(),
+                    detail: violations.join("\n"),
+                });
+            }
+        }
+        progress.line(&format!(
+            "  {} {} ({:.1}s){}",
+            if step_report.failure.is_none() {
+                "ok  "
+            } else {
+                "FAIL"
+            },
+            step.name,
+            step_report.seconds,
+            step_report
+                .failure
+                .as_ref()
+                .map(|f| format!("\n{}\n{}", f.message, indent(&f.detail)))
+                .unwrap_or_default()
+        ));
+        progress.advance();
+        report.steps.push(step_report);
+    }
+    report.invariant_failures.extend(
+        check_invariants(&mut ctx, true)
+            .await
+            .into_iter()
+            .map(|v| format!("at the end: {v}")),
+    );
+    report.measurements = ctx
+        .measurements
+        .finish(&scenario.measurements, &scenario.metadata.name)
+        .await;
+    if !options.keep {
+        let namespaces: Api<Namespace> = Api::all(ctx.env.client.clone());
+        if let Err(e) = namespaces
+            .delete(&namespace, &DeleteParams::background())
+            .await
+        {
+            warn!("deleting namespace {namespace}: {e}");
+        }
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    report
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("      {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn uuid_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32))
+        .unwrap_or(0);
+    format!("{:05x}", (nanos ^ std::process::id()) & 0xfffff)
+}
+
+async fn prepare(
+    env: &mut Environment,
+    cloud: &scenario::CloudSetup,
+    namespace: &str,
+) -> Result<()> {
+    env.prepare_cloud(cloud).await?;
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    let ns: Namespace = serde_json::from_value(json!({
+        "metadata": { "name": namespace, "labels": { "clb-harness/scenario": "true" } }
+    }))
+    .map_err(|e| crate::Error::Serialize {
+        what: "namespace",
+        reason: e.to_string(),
+    })?;
+    namespaces.create(&PostParams::default(), &ns).await?;
+    // Pods need the default ServiceAccount, which the controller manager adds shortly after.
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(env.client.clone(), namespace);
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    while accounts.get_opt("default").await?.is_none() {
+        if Instant::now() >= deadline {
+            return Err(crate::Error::Timeout {
+                what: format!("ServiceAccount default in {namespace}"),
+                seconds: 30,
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+async fn run_step(ctx: &mut Ctx<'_>, step: &Step) -> StepReport {
+    let started = Instant::now();
+    let mut log = Vec::new();
+    let mut failure: Option<Failure> = None;
+    for (i, op) in step.try_ops.iter().enumerate() {
+        if let Err(f) = run_logged(ctx, step, op, &format!("try[{i}]"), &mut log).await {
+            failure = Some(f);
+            break;
+        }
+    }
+    if failure.is_some() {
+        for (i, op) in step.catch_ops.iter().enumerate() {
+            let _ = run_logged(ctx, step, op, &format!("catch[{i}]"), &mut log).await;
+        }
+    }
+    for (i, op) in step.finally_ops.iter().enumerate() {
+        if let Err(f) = run_logged(ctx, step, op, &format!("finally[{i}]"), &mut log).await
+            && failure.is_none()
+        {
+            failure = Some(f);
+        }
+    }
+    StepReport {
+        name: step.name.clone(),
+        seconds: started.elapsed().as_secs_f64(),
+        failure,
+        log,
+    }
+}
+
+async fn run_logged(
+    ctx: &mut Ctx<'_>,
+    step: &Step,
+    op: &Operation,
+    label: &str,
+    log: &mut Vec<String>,
+) -> std::result::Result<(), Failure> {
+    let started = Instant::now();
+    let op = expand(op, &ctx.namespace);
+    let result = ops::run(ctx, step, &op).await;
+    let seconds = started.elapsed().as_secs_f64();
+    match result {
+        Ok(()) => {
+            log.push(format!("{label} {}: ok ({seconds:.2}s)", op.kind_name()));
+            Ok(())
+        }
+        Err(f) => {
+            log.push(format!(
+                "{label} {}: FAILED ({seconds:.2}s)",
+                op.kind_name()
+            ));
+            Err(Failure {
+                message: format!("{label} {}: {}", op.kind_name(), f.message),
+                detail: f.detail,
+            })
+        }
+    }
+}
+
+/// Replaces `${namespace}` in every string of the operation.
+fn expand(op: &Operation, namespace: &str) -> Operation {
+    fn walk(value: &mut Value, namespace: &str) {
+        match value {
+            Value::String(s) if s.contains("${namespace}") => {
+                *s = s.replace("${namespace}", namespace);
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, namespace)),
+            Value::Object(map) => map.values_mut().for_each(|v| walk(v, namespace)),
+            _ => {}
+        }
+    }
+    let Ok(mut value) = serde_json::to_value(op) else {
+        return op.clone();
+    };
+    walk(&mut value, namespace);
+    serde_json::from_value(value).unwrap_or_else(|_| op.clone())
+}
+
+/// Runs the enabled invariants once; `end` adds the orphan check.
+async fn check_invariants(ctx: &mut Ctx<'_>, end: bool) -> Vec<String> {
+    let inv = &ctx.scenario.scenario.invariants;
+    if !(inv.unique_ports || inv.ready_bindings_in_cloud || (end && inv.no_orphans)) {
+        return Vec::new();
+    }
+    match invariant_snapshot(ctx).await {
+        Ok((pods, bindings, listeners, state)) => {
+            let mut out = Vec::new();
+            if inv.unique_ports {
+                out.extend(invariants::duplicate_ports(&pods));
+            }
+            if inv.ready_bindings_in_cloud {
+                out.extend(invariants::ready_bindings_missing_in_cloud(
+                    &bindings, &pods, &state,
+                ));
+            }
+            if end && inv.no_orphans {
+                out.extend(invariants::orphans(&listeners, &pods, &state));
+            }
+            out
+        }
+        Err(e) => vec![format!("could not read the state for invariants: {e}")],
+    }
+}
+
+type Snapshot = (Vec<Value>, Vec<Value>, Vec<Value>, Value);
+
+async fn invariant_snapshot(ctx: &Ctx<'_>) -> Result<Snapshot> {
+    let client = &ctx.env.client;
+    let all = |api_version: &str, kind: &str| scenario::ResourceRef {
+        api_version: api_version.to_string(),
+        kind: kind.to_string(),
+        name: None,
+        namespace: None,
+        selector: None,
+    };
+    let list_all = |r: scenario::ResourceRef| async move {
+        let (resource, _) = crate::kubeops::resolve(client, &r.api_version, &r.kind).await?;
+        let api: Api<kube::api::DynamicObject> = Api::all_with(client.clone(), &resource);
+        let items = api.list(&Default::default()).await?.items;
+        Ok::<Vec<Value>, crate::Error>(
+            items
+                .into_iter()
+                .filter_map(|o| serde_json::to_value(o).ok())
+                .collect(),
+        )
+    };
+    let pods = list_all(all("v1", "Pod")).await?;
+    let group = "networkextension.bkbcs.tencent.com/v1";
+    let bindings = list_all(all(group, "PortBinding")).await?;
+    let listeners = list_all(all(group, "Listener")).await?;
+    let state = ctx.env.admin("GET", "/_fake/state", None).await?;
+    Ok((pods, bindings, listeners, state))
+}
+
+/// Where `run` writes reports by default: `reports/<UTC timestamp>`.
+pub fn default_report_dir() -> PathBuf {
+    Path::new("reports").join(chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string())
+}

@@ -77,7 +77,7 @@ cluster-status: harness-bin ## Show the local cluster's processes and health
 
 test-cluster: harness-bin scenario-bins ## Cluster integration tests on their own cluster, stopped even on failure
 	$(CARGO) test -p clb-harness --test cluster --test scenarios --no-run
-	$(CARGO) test -p clb-controller --test runtime_listener --no-run
+	$(CARGO) test -p clb-controller --test runtime_listener --test runtime_ingress --no-run
 	$(CARGO) test -p clb-controller --test webhook_validate --no-run
 	@set -euo pipefail; \
 	trap '$(HARNESS) cluster down --state-dir $(TEST_CLUSTER_STATE_DIR)' EXIT; \
@@ -85,7 +85,7 @@ test-cluster: harness-bin scenario-bins ## Cluster integration tests on their ow
 	CLB_TEST_KUBECONFIG=$(CURDIR)/$(TEST_CLUSTER_STATE_DIR)/kubeconfig \
 		$(CARGO) test -p clb-harness --test cluster --test scenarios -- --ignored; \
 	CLB_TEST_KUBECONFIG=$(CURDIR)/$(TEST_CLUSTER_STATE_DIR)/kubeconfig \
-		$(CARGO) test -p clb-controller --test runtime_listener -- --ignored; \
+		$(CARGO) test -p clb-controller --test runtime_listener --test runtime_ingress -- --ignored; \
 	CLB_TEST_KUBECONFIG=$(CURDIR)/$(TEST_CLUSTER_STATE_DIR)/kubeconfig \
 		$(CARGO) test -p clb-controller --test webhook_validate -- --ignored
 

@@ -152,6 +152,9 @@ pub struct RunFlags {
     /// Log format.
     #[arg(long, env = "CLB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub webhook: WebhookFlags,
 }
 
 impl RunFlags {
@@ -176,6 +179,7 @@ impl RunFlags {
             self.credentials_dir.as_deref(),
         )
         .context("CLB credentials")?;
+        let webhook = self.webhook.into_config(&self.region)?;
         let endpoint = if self.clb_endpoint.contains("://") {
             self.clb_endpoint
         } else {
@@ -213,6 +217,7 @@ impl RunFlags {
             watch_namespace: self.watch_namespace.filter(|n| !n.is_empty()),
             install_crds: self.install_crds,
             instance,
+            webhook,
         })
     }
 }
@@ -237,5 +242,154 @@ pub async fn shutdown_signal() -> anyhow::Result<()> {
     tokio::select! {
         r = tokio::signal::ctrl_c() => r.context("waiting for SIGINT"),
         _ = term.recv() => Ok(()),
+    }
+}
+
+/// Flags of the admission webhooks (`src/webhook/`).
+#[derive(Debug, Args)]
+pub struct WebhookFlags {
+    /// Serve the Ingress/PortPool validating webhooks over HTTPS on this address. Given without a value:
+    /// 127.0.0.1:9443. Absent: no webhook. In a cluster use 0.0.0.0:9443 (the API server calls the pod IP).
+    #[arg(long, env = "CLB_WEBHOOK_ADDR", value_name = "ADDR", num_args = 0..=1,
+        default_missing_value = clb_controller::webhook::DEFAULT_ADDR)]
+    pub webhook_addr: Option<SocketAddr>,
+
+    /// Serving certificate (PEM chain). With --webhook-key-file; without both, a self-signed CA and
+    /// certificate are generated at start (bcs: --server_cert_file).
+    #[arg(
+        long,
+        env = "CLB_WEBHOOK_CERT_FILE",
+        value_name = "FILE",
+        requires = "webhook_key_file"
+    )]
+    pub webhook_cert_file: Option<PathBuf>,
+
+    /// Private key of the serving certificate (PEM; bcs: --server_key_file).
+    #[arg(
+        long,
+        env = "CLB_WEBHOOK_KEY_FILE",
+        value_name = "FILE",
+        requires = "webhook_cert_file"
+    )]
+    pub webhook_key_file: Option<PathBuf>,
+
+    /// CA bundle written into the webhook configuration with --webhook-register (default: the
+    /// certificate file, right for a self-signed certificate).
+    #[arg(long, env = "CLB_WEBHOOK_CA_FILE", value_name = "FILE")]
+    pub webhook_ca_file: Option<PathBuf>,
+
+    /// SANs of a generated certificate: IP addresses or DNS names (repeat or comma-separate), e.g.
+    /// clb-webhook.bcs-system.svc.
+    #[arg(long, env = "CLB_WEBHOOK_HOSTS", value_name = "HOST", value_delimiter = ',',
+        default_values_t = clb_controller::webhook::certs::DEFAULT_HOSTS.map(String::from))]
+    pub webhook_host: Vec<String>,
+
+    /// Server-side apply the ValidatingWebhookConfiguration (with the caBundle) once the server listens.
+    #[arg(long, env = "CLB_WEBHOOK_REGISTER")]
+    pub webhook_register: bool,
+
+    /// Name of the registered ValidatingWebhookConfiguration.
+    #[arg(
+        long,
+        env = "CLB_WEBHOOK_CONFIG_NAME",
+        default_value = "clb-controller",
+        value_name = "NAME"
+    )]
+    pub webhook_config_name: String,
+
+    /// Base URL the API server calls (https://host:port). Default: the Service given by
+    /// --webhook-service-name, else https://<webhook address>.
+    #[arg(
+        long,
+        env = "CLB_WEBHOOK_URL_BASE",
+        value_name = "URL",
+        conflicts_with = "webhook_service_name"
+    )]
+    pub webhook_url_base: Option<String>,
+
+    /// Service in front of the controller's webhook port (registration through a Service).
+    #[arg(long, env = "CLB_WEBHOOK_SERVICE_NAME", value_name = "NAME")]
+    pub webhook_service_name: Option<String>,
+
+    /// Namespace of --webhook-service-name.
+    #[arg(
+        long,
+        env = "CLB_WEBHOOK_SERVICE_NAMESPACE",
+        default_value = "bcs-system",
+        value_name = "NAMESPACE"
+    )]
+    pub webhook_service_namespace: String,
+
+    /// Port of --webhook-service-name.
+    #[arg(
+        long,
+        env = "CLB_WEBHOOK_SERVICE_PORT",
+        default_value_t = 443,
+        value_name = "PORT"
+    )]
+    pub webhook_service_port: i32,
+
+    /// Limit of one admission decision, reading the cluster included; running out denies.
+    #[arg(long, env = "CLB_WEBHOOK_TIMEOUT", default_value = "8s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub webhook_timeout: Duration,
+
+    /// Let TCP and UDP rules of two Ingresses in one namespace share a port (bcs' TCP_UDP_PORT_REUSE;
+    /// their Listener CRs then carry the protocol in the name).
+    #[arg(long = "webhook-tcp-udp-port-reuse", env = "TCP_UDP_PORT_REUSE", default_value_t = false,
+        action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub tcp_udp_port_reuse: bool,
+}
+
+impl WebhookFlags {
+    fn into_config(
+        self,
+        default_region: &str,
+    ) -> anyhow::Result<Option<clb_controller::webhook::WebhookConfig>> {
+        use clb_controller::webhook::{CertSource, Registration, WebhookConfig, WebhookTarget};
+        let Some(addr) = self.webhook_addr else {
+            return Ok(None);
+        };
+        let certs = match (self.webhook_cert_file, self.webhook_key_file) {
+            (Some(cert_file), Some(key_file)) => CertSource::Files {
+                cert_file,
+                key_file,
+                ca_file: self.webhook_ca_file,
+            },
+            _ => CertSource::SelfSigned {
+                hosts: self
+                    .webhook_host
+                    .into_iter()
+                    .filter(|h| !h.trim().is_empty())
+                    .collect(),
+            },
+        };
+        let target = match (self.webhook_url_base, self.webhook_service_name) {
+            (Some(url), _) => {
+                anyhow::ensure!(
+                    url.starts_with("https://"),
+                    "--webhook-url-base {url:?} must start with https://"
+                );
+                Some(WebhookTarget::Url(url))
+            }
+            (None, Some(name)) => Some(WebhookTarget::Service {
+                namespace: self.webhook_service_namespace,
+                name,
+                port: self.webhook_service_port,
+            }),
+            (None, None) => None,
+        };
+        Ok(Some(WebhookConfig {
+            addr,
+            certs,
+            registration: self.webhook_register.then_some(Registration {
+                config_name: self.webhook_config_name,
+                target,
+            }),
+            settings: clb_controller::ingress::Settings {
+                default_region: default_region.to_owned(),
+                tcp_udp_port_reuse: self.tcp_udp_port_reuse,
+            },
+            request_timeout: self.webhook_timeout,
+        }))
     }
 }

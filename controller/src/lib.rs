@@ -8,6 +8,7 @@
 //! - [`cloud`]: the CLB API client at the edge (signing, rate limits, retries, task polling).
 //! - [`runtime`]: `clb-controller run`: Listener watch, per-LB sync workers, status, leader election, metrics.
 //! - [`ingress`]: Ingress → desired Listener CRs, admission validation and port conflicts (no I/O).
+//! - [`webhook`]: the TLS admission server validating Ingresses and PortPools, its certificates and registration.
 
 pub mod allocator;
 pub mod annotations;
@@ -16,3 +17,4 @@ pub mod cloud;
 pub mod ingress;
 pub mod runtime;
 pub mod sync;
+pub mod webhook;

@@ -155,6 +155,7 @@ async fn listener_lifecycle_against_fake_clb() {
         watch_namespace: Some(ns.clone()),
         install_crds: true,
         instance: "rt-test-0".into(),
+        webhook: None,
     })
     .await
     .expect("runtime starts");

@@ -103,6 +103,28 @@ impl ClbClient {
         Ok(out)
     }
 
+    /// The load balancers named exactly `name` (the `lbnames` Ingress annotation; names need not be unique).
+    pub async fn describe_load_balancers_by_name(
+        &self,
+        region: &str,
+        name: &str,
+    ) -> Result<Vec<LoadBalancer>, CloudError> {
+        let request = DescribeLoadBalancersRequest {
+            load_balancer_name: Some(name.to_string()),
+            limit: Some(100),
+            ..Default::default()
+        };
+        let response: DescribeLoadBalancersResponse = self
+            .typed(region, "DescribeLoadBalancers", &request, self.deadline())
+            .await?;
+        // The API matches names loosely; keep exact matches only.
+        Ok(response
+            .load_balancer_set
+            .into_iter()
+            .filter(|lb| lb.load_balancer_name == name)
+            .collect())
+    }
+
     /// The listeners among `ids` that exist, ≤ 100 ids per call. No ids, no call (an id-less DescribeListeners
     /// would return every listener).
     pub async fn describe_listeners(

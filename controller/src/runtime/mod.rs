@@ -4,6 +4,8 @@
 //! [`run`] starts everything and returns a [`RuntimeHandle`]; the binary and the integration tests drive the
 //! same code. Only the leader reconciles; every replica serves `/metrics` and `/healthz`.
 
+pub mod ingress;
+pub mod ingress_index;
 pub mod leader;
 pub mod listener;
 pub mod mapping;
@@ -50,6 +52,8 @@ pub enum RuntimeError {
     CrdNotEstablished(String, Duration),
     #[error("runtime task failed: {0}")]
     Task(String),
+    #[error(transparent)]
+    Webhook(#[from] crate::webhook::WebhookError),
 }
 
 /// Everything `run` needs; `clb-controller run` builds it from flags.
@@ -72,6 +76,8 @@ pub struct RuntimeConfig {
     pub install_crds: bool,
     /// This replica's name (pod name), for events and the Lease.
     pub instance: String,
+    /// Serve the admission webhooks (every replica; see [`crate::webhook`]); `None` = off.
+    pub webhook: Option<crate::webhook::WebhookConfig>,
 }
 
 /// A running runtime. Dropping it does not stop it; call [`RuntimeHandle::shutdown`].
@@ -80,12 +86,18 @@ pub struct RuntimeHandle {
     task: JoinHandle<()>,
     metrics_addr: SocketAddr,
     health: Arc<Health>,
+    webhook_addr: Option<SocketAddr>,
 }
 
 impl RuntimeHandle {
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub fn metrics_addr(&self) -> SocketAddr {
         self.metrics_addr
+    }
+
+    /// Where the admission webhooks are served (HTTPS), when enabled.
+    pub fn webhook_addr(&self) -> Option<SocketAddr> {
+        self.webhook_addr
     }
 
     /// This replica leads and its Listener cache has synced.
@@ -150,6 +162,13 @@ pub async fn run(config: RuntimeConfig) -> Result<RuntimeHandle, RuntimeError> {
         metrics_stop_rx,
     )
     .await?;
+    let webhook = match config.webhook.clone() {
+        Some(w) => {
+            Some(crate::webhook::start(w, client.clone(), metrics_stop_tx.subscribe()).await?)
+        }
+        None => None,
+    };
+    let webhook_addr = webhook.as_ref().map(|w| w.addr);
 
     let ctx = listener::ReconcilerContext {
         client: client.clone(),
@@ -181,6 +200,9 @@ pub async fn run(config: RuntimeConfig) -> Result<RuntimeHandle, RuntimeError> {
         drop(leader_tx);
         metrics_stop_tx.send_replace(true);
         let _ = metrics_task.await;
+        if let Some(webhook) = webhook {
+            let _ = webhook.task.await;
+        }
     });
 
     Ok(RuntimeHandle {
@@ -188,6 +210,7 @@ pub async fn run(config: RuntimeConfig) -> Result<RuntimeHandle, RuntimeError> {
         task,
         metrics_addr,
         health,
+        webhook_addr,
     })
 }
 
@@ -205,7 +228,11 @@ async fn supervise(
         ctx.health.leader.store(true, Ordering::Release);
         ctx.metrics.leader.set(1);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let mut work = tokio::spawn(listener::run_while_leader(ctx.clone(), stop_rx));
+        let mut work = tokio::spawn(listener::run_while_leader(ctx.clone(), stop_rx.clone()));
+        let ingress_work = tokio::spawn(ingress::run_while_leader(
+            ingress::IngressContext::from_listener_context(&ctx),
+            stop_rx,
+        ));
         let stopping = tokio::select! {
             _ = &mut work => false,
             _ = async { let _ = leader.wait_for(|l| !*l).await; } => {
@@ -219,6 +246,11 @@ async fn supervise(
             && e.is_panic()
         {
             tracing::error!("listener reconciler panicked");
+        }
+        if let Err(e) = ingress_work.await
+            && e.is_panic()
+        {
+            tracing::error!("ingress reconciler panicked");
         }
         ctx.health.leader.store(false, Ordering::Release);
         ctx.metrics.leader.set(0);

@@ -1,0 +1,144 @@
+//! `--webhook-register`: server-side apply of one ValidatingWebhookConfiguration pointing at this
+//! controller, with the current `caBundle` (a generated CA changes on every start, so it is re-applied).
+//!
+//! Three webhooks: Ingress CREATE/UPDATE → `/ingress/v1/validate`, PortPool CREATE/UPDATE →
+//! `/portpool/v1/validate`, PortPool DELETE → `/portpool/v1/delete` (bcs' split). All `failurePolicy: Fail`,
+//! `timeoutSeconds: 10`, `sideEffects: None`, `admissionReviewVersions: [v1]`.
+
+use std::net::SocketAddr;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{
+    RuleWithOperations, ServiceReference, ValidatingWebhook, ValidatingWebhookConfiguration,
+    WebhookClientConfig,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, Patch, PatchParams};
+
+use super::WebhookError;
+use super::server::{PATH_INGRESS, PATH_PORTPOOL, PATH_PORTPOOL_DELETE};
+use crate::api::GROUP;
+use crate::runtime::CONTROLLER_NAME;
+
+/// How the API server reaches the webhook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WebhookTarget {
+    /// `https://host:port` (no path): local clusters, or a fixed address.
+    Url(String),
+    /// A Service in front of the controller (what a real cluster uses).
+    Service {
+        namespace: String,
+        name: String,
+        port: i32,
+    },
+}
+
+/// What to register.
+#[derive(Clone, Debug)]
+pub struct Registration {
+    /// Name of the ValidatingWebhookConfiguration.
+    pub config_name: String,
+    /// `None`: `https://<bound address>` (handy with port 0 on loopback).
+    pub target: Option<WebhookTarget>,
+}
+
+impl Registration {
+    /// The configuration for a server bound on `bound`, trusting `ca_pem`.
+    pub fn configuration(&self, bound: SocketAddr, ca_pem: &str) -> ValidatingWebhookConfiguration {
+        let target = self
+            .target
+            .clone()
+            .unwrap_or_else(|| WebhookTarget::Url(format!("https://{bound}")));
+        webhook_configuration(&self.config_name, &target, ca_pem)
+    }
+}
+
+/// Pure: the ValidatingWebhookConfiguration for `target`.
+pub fn webhook_configuration(
+    name: &str,
+    target: &WebhookTarget,
+    ca_pem: &str,
+) -> ValidatingWebhookConfiguration {
+    let webhook = |hook: &str, path: &str, resource: &str, operations: &[&str]| {
+        let client_config = match target {
+            WebhookTarget::Url(base) => WebhookClientConfig {
+                url: Some(format!("{}{path}", base.trim_end_matches('/'))),
+                ca_bundle: Some(ByteString(ca_pem.as_bytes().to_vec())),
+                service: None,
+            },
+            WebhookTarget::Service {
+                namespace,
+                name,
+                port,
+            } => WebhookClientConfig {
+                url: None,
+                ca_bundle: Some(ByteString(ca_pem.as_bytes().to_vec())),
+                service: Some(ServiceReference {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    path: Some(path.to_owned()),
+                    port: Some(*port),
+                }),
+            },
+        };
+        ValidatingWebhook {
+            name: format!("{hook}.clb-controller.{GROUP}"),
+            client_config,
+            rules: Some(vec![RuleWithOperations {
+                api_groups: Some(vec![GROUP.to_owned()]),
+                api_versions: Some(vec!["v1".to_owned()]),
+                resources: Some(vec![resource.to_owned()]),
+                operations: Some(operations.iter().map(|o| (*o).to_owned()).collect()),
+                scope: Some("Namespaced".to_owned()),
+            }]),
+            failure_policy: Some("Fail".to_owned()),
+            side_effects: "None".to_owned(),
+            timeout_seconds: Some(10),
+            admission_review_versions: vec!["v1".to_owned()],
+            ..ValidatingWebhook::default()
+        }
+    };
+    ValidatingWebhookConfiguration {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..ObjectMeta::default()
+        },
+        webhooks: Some(vec![
+            webhook(
+                "ingresses",
+                PATH_INGRESS,
+                "ingresses",
+                &["CREATE", "UPDATE"],
+            ),
+            webhook(
+                "portpools",
+                PATH_PORTPOOL,
+                "portpools",
+                &["CREATE", "UPDATE"],
+            ),
+            webhook(
+                "portpool-deletes",
+                PATH_PORTPOOL_DELETE,
+                "portpools",
+                &["DELETE"],
+            ),
+        ]),
+    }
+}
+
+/// Server-side apply (field manager `clb-controller`, forced: we own this object).
+pub async fn apply(
+    client: &kube::Client,
+    configuration: &ValidatingWebhookConfiguration,
+) -> Result<(), WebhookError> {
+    let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let name = configuration.metadata.name.clone().unwrap_or_default();
+    api.patch(
+        &name,
+        &PatchParams::apply(CONTROLLER_NAME).force(),
+        &Patch::Apply(configuration),
+    )
+    .await
+    .map_err(WebhookError::Register)?;
+    Ok(())
+}

@@ -1,0 +1,255 @@
+//! The admission server: axum over rustls, AdmissionReview v1 in and out.
+//!
+//! | Path | Operations | Rules |
+//! |---|---|---|
+//! | `/ingress/v1/validate` (alias `/ingress/v1/mutate`, bcs' path; never patches) | CREATE, UPDATE | [`super::review_ingress`] |
+//! | `/portpool/v1/validate` | CREATE, UPDATE (DELETE too) | [`super::review_portpool`] |
+//! | `/portpool/v1/delete` | DELETE (CREATE/UPDATE too) | [`super::review_portpool_delete`] |
+//! | `/healthz` | GET | 200 while serving |
+//!
+//! Bodies are capped at [`MAX_BODY_BYTES`]; each decision (cluster reads included) is bounded by the
+//! configured timeout and fails closed: an API error or a timeout denies with the reason, matching the
+//! registered `failurePolicy: Fail`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use axum_server::tls_rustls::RustlsConfig;
+use kube::core::DynamicObject;
+use kube::core::admission::{
+    AdmissionRequest, AdmissionResponse, AdmissionReview, ConvertAdmissionReviewError, Operation,
+};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use super::{ClusterView, ServingCert, WebhookError};
+use crate::api::{Ingress, PortPool};
+use crate::ingress::Settings;
+
+pub const PATH_INGRESS: &str = "/ingress/v1/validate";
+/// bcs registers its Ingress check under this path; served for configurations written for bcs.
+pub const PATH_INGRESS_BCS: &str = "/ingress/v1/mutate";
+pub const PATH_PORTPOOL: &str = "/portpool/v1/validate";
+pub const PATH_PORTPOOL_DELETE: &str = "/portpool/v1/delete";
+pub const PATH_HEALTHZ: &str = "/healthz";
+/// An UPDATE review carries the object twice; etcd caps one object near 1.5 MiB.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Open requests get this long to finish on shutdown.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// What the handlers read.
+pub struct WebhookState {
+    pub client: kube::Client,
+    pub settings: Settings,
+    pub request_timeout: Duration,
+}
+
+type Review = AdmissionReview<DynamicObject>;
+
+/// All routes, one router per concern.
+pub fn router(state: Arc<WebhookState>) -> Router {
+    let ingress = Router::new()
+        .route(PATH_INGRESS, post(ingress_review))
+        .route(PATH_INGRESS_BCS, post(ingress_review));
+    let portpool = Router::new()
+        .route(PATH_PORTPOOL, post(portpool_review))
+        .route(PATH_PORTPOOL_DELETE, post(portpool_review));
+    let health = Router::new().route(PATH_HEALTHZ, get(|| async { "ok" }));
+    Router::new()
+        .merge(ingress)
+        .merge(portpool)
+        .with_state(state)
+        .merge(health)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+/// Binds `addr` (port 0 picks one) and serves HTTPS until `shutdown` turns true.
+pub async fn serve(
+    addr: SocketAddr,
+    cert: &ServingCert,
+    state: Arc<WebhookState>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), WebhookError> {
+    let tls = RustlsConfig::from_config(cert.rustls_config()?);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| WebhookError::Bind(addr, e))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| WebhookError::Bind(addr, e))?;
+    let listener = listener
+        .into_std()
+        .map_err(|e| WebhookError::Bind(addr, e))?;
+    let server =
+        axum_server::from_tcp_rustls(listener, tls).map_err(|e| WebhookError::Bind(addr, e))?;
+    let handle = axum_server::Handle::new();
+    let app = router(state);
+    let stopper = handle.clone();
+    let task = tokio::spawn(async move {
+        let serving = server.handle(handle).serve(app.into_make_service());
+        tokio::pin!(serving);
+        let result = tokio::select! {
+            r = &mut serving => r,
+            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
+                stopper.graceful_shutdown(Some(DRAIN));
+                serving.await
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "webhook server failed");
+        }
+    });
+    tracing::info!(addr = %bound, "admission webhook listening (HTTPS)");
+    Ok((bound, task))
+}
+
+async fn ingress_review(
+    State(state): State<Arc<WebhookState>>,
+    Json(review): Json<Review>,
+) -> Json<Review> {
+    let request: AdmissionRequest<DynamicObject> = match review.try_into() {
+        Ok(r) => r,
+        Err(e) => return malformed(e),
+    };
+    let decision = bounded(&state, async {
+        if !matches!(request.operation, Operation::Create | Operation::Update) {
+            return Ok(Vec::new());
+        }
+        let Some(object) = &request.object else {
+            return Ok(vec!["request has no object".to_owned()]);
+        };
+        let ingress: Ingress = match typed(object) {
+            Ok(i) => i,
+            Err(e) => return Ok(vec![e]),
+        };
+        let view = ClusterView::read(&state.client, true, false).await?;
+        Ok(super::review_ingress(&ingress, &view, &state.settings))
+    })
+    .await;
+    Json(respond(&request, decision).into_review())
+}
+
+async fn portpool_review(
+    State(state): State<Arc<WebhookState>>,
+    Json(review): Json<Review>,
+) -> Json<Review> {
+    let request: AdmissionRequest<DynamicObject> = match review.try_into() {
+        Ok(r) => r,
+        Err(e) => return malformed(e),
+    };
+    let decision = bounded(&state, async {
+        match request.operation {
+            Operation::Delete => {
+                let namespace = request
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| "default".into());
+                let view = ClusterView::read(&state.client, false, true).await?;
+                Ok(super::review_portpool_delete(
+                    &namespace,
+                    &request.name,
+                    &view,
+                ))
+            }
+            Operation::Create | Operation::Update => {
+                let Some(object) = &request.object else {
+                    return Ok(vec!["request has no object".to_owned()]);
+                };
+                let pool: PortPool = match typed(object) {
+                    Ok(p) => p,
+                    Err(e) => return Ok(vec![e]),
+                };
+                let old: Option<PortPool> = match (&request.operation, &request.old_object) {
+                    (Operation::Update, Some(o)) => match typed(o) {
+                        Ok(p) => Some(p),
+                        Err(e) => return Ok(vec![format!("old object: {e}")]),
+                    },
+                    _ => None,
+                };
+                let needs_bindings = old.is_some();
+                let view = ClusterView::read(&state.client, true, needs_bindings).await?;
+                Ok(super::review_portpool(
+                    &pool,
+                    old.as_ref(),
+                    &view,
+                    &state.settings,
+                ))
+            }
+            Operation::Connect => Ok(Vec::new()),
+        }
+    })
+    .await;
+    Json(respond(&request, decision).into_review())
+}
+
+/// Answer to a review without a usable request.
+fn malformed(e: ConvertAdmissionReviewError) -> Json<Review> {
+    tracing::warn!(error = %e, "malformed AdmissionReview");
+    Json(AdmissionResponse::invalid(e.to_string()).into_review())
+}
+
+/// Why a decision could not be made.
+enum Undecided {
+    Kube(kube::Error),
+    Timeout(Duration),
+}
+
+impl From<kube::Error> for Undecided {
+    fn from(e: kube::Error) -> Self {
+        Undecided::Kube(e)
+    }
+}
+
+async fn bounded<F>(state: &WebhookState, decide: F) -> Result<Vec<String>, Undecided>
+where
+    F: Future<Output = Result<Vec<String>, Undecided>>,
+{
+    match tokio::time::timeout(state.request_timeout, decide).await {
+        Ok(result) => result,
+        Err(_) => Err(Undecided::Timeout(state.request_timeout)),
+    }
+}
+
+/// Allowed when there are no errors; otherwise denied with every message, one per line.
+fn respond(
+    request: &AdmissionRequest<DynamicObject>,
+    decision: Result<Vec<String>, Undecided>,
+) -> AdmissionResponse {
+    let kind = &request.kind.kind;
+    let namespace = request.namespace.as_deref().unwrap_or("");
+    let name = &request.name;
+    let response = AdmissionResponse::from(request);
+    match decision {
+        Ok(errors) if errors.is_empty() => {
+            tracing::debug!(uid = %request.uid, %kind, %namespace, %name, operation = ?request.operation, "admitted");
+            response
+        }
+        Ok(errors) => {
+            tracing::info!(uid = %request.uid, %kind, %namespace, %name, operation = ?request.operation, errors = errors.len(), "denied");
+            response.deny(errors.join("\n"))
+        }
+        Err(Undecided::Kube(e)) => {
+            tracing::warn!(uid = %request.uid, %kind, %namespace, %name, error = %e, "cannot read the cluster; denying");
+            response.deny(format!(
+                "clb-controller webhook cannot read the cluster: {e}"
+            ))
+        }
+        Err(Undecided::Timeout(limit)) => {
+            tracing::warn!(uid = %request.uid, %kind, %namespace, %name, "admission decision timed out; denying");
+            response.deny(format!(
+                "clb-controller webhook could not decide within {limit:?}"
+            ))
+        }
+    }
+}
+
+/// The typed object, or a message saying why it is not one.
+fn typed<K: DeserializeOwned>(object: &DynamicObject) -> Result<K, String> {
+    serde_json::to_value(object)
+        .and_then(serde_json::from_value)
+        .map_err(|e| format!("object does not parse: {e}"))
+}

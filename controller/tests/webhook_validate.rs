@@ -1,0 +1,295 @@
+//! The admission webhooks through a real kube-apiserver: the runtime in-process with the webhook on
+//! 127.0.0.1 (self-signed certificate, registration on), PortPools and Ingresses written through the API.
+//!
+//! Ignored by default; `make test-cluster` runs it with `CLB_TEST_KUBECONFIG` set. Run by hand:
+//! `target/debug/clb-harness cluster up --state-dir .work/wh-cluster` then
+//! `CLB_TEST_KUBECONFIG=$PWD/.work/wh-cluster/kubeconfig cargo test -p clb-controller --test webhook_validate -- --ignored`.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clb_controller::api::{Ingress, PortBinding, PortPool};
+use clb_controller::cloud::{ClientConfig, Credentials};
+use clb_controller::ingress::Settings;
+use clb_controller::runtime::{self, RuntimeConfig};
+use clb_controller::sync::WorkerConfig;
+use clb_controller::webhook::{CertSource, Registration, WebhookConfig};
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::{Value, json};
+
+const SECRET_ID: &str = "AKIDwebhooktest01";
+const SECRET_KEY: &str = "webhook-test-secret";
+const REGION: &str = "ap-guangzhou";
+const LB: &str = "lb-wh000001";
+const DEADLINE: Duration = Duration::from_secs(60);
+
+async fn start_fake() -> fake_clb::ServerHandle {
+    let yaml = format!(
+        r#"
+listen: 127.0.0.1:0
+adminListen: 127.0.0.1:0
+seed: 12
+accounts:
+  - secretId: {SECRET_ID}
+    secretKey: {SECRET_KEY}
+    appId: 1250000001
+loadBalancers:
+  - id: {LB}
+    secretId: {SECRET_ID}
+    region: {REGION}
+    name: webhook-test
+    type: OPEN
+    vips: [1.1.1.2]
+limits:
+  actionQps: 0
+  taskDuration: 50ms
+"#
+    );
+    let config = fake_clb::Config::from_yaml(&yaml, std::path::Path::new("webhook-test.yaml"))
+        .expect("fake-clb config");
+    fake_clb::serve(config).await.expect("fake-clb starts")
+}
+
+/// Polls `probe` every 100 ms until it returns `Some`, failing with `what` at the deadline.
+async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn pool(name: &str, items: Value) -> PortPool {
+    serde_json::from_value(json!({
+        "apiVersion": "networkextension.bkbcs.tencent.com/v1",
+        "kind": "PortPool",
+        "metadata": {"name": name},
+        "spec": {"poolItems": items},
+    }))
+    .expect("pool")
+}
+
+fn item(name: &str, start: i32, end: i32) -> Value {
+    json!({"itemName": name, "loadBalancerIDs": [LB], "protocol": "TCP", "startPort": start, "endPort": end})
+}
+
+fn ingress(name: &str, port: i32) -> Ingress {
+    serde_json::from_value(json!({
+        "apiVersion": "networkextension.bkbcs.tencent.com/v1",
+        "kind": "Ingress",
+        "metadata": {"name": name, "annotations": {"networkextension.bkbcs.tencent.com/lbids": LB}},
+        "spec": {"rules": [{"port": port, "protocol": "TCP",
+            "services": [{"serviceName": "svc", "serviceNamespace": "default", "servicePort": 80}]}]},
+    }))
+    .expect("ingress")
+}
+
+/// The denial message of a write, or `None` if it was admitted.
+fn denial<T>(result: Result<T, kube::Error>) -> Option<String> {
+    match result {
+        Ok(_) => None,
+        Err(kube::Error::Api(status)) => Some(status.message),
+        Err(e) => panic!("unexpected error: {e}"),
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: CLB_TEST_KUBECONFIG (make test-cluster)"]
+async fn portpool_and_ingress_admission_through_the_api_server() {
+    let Some(kubeconfig) = std::env::var_os("CLB_TEST_KUBECONFIG").map(PathBuf::from) else {
+        eprintln!("CLB_TEST_KUBECONFIG is not set; skipping");
+        return;
+    };
+    let client = runtime::kube_client(Some(&kubeconfig))
+        .await
+        .expect("kubeconfig from CLB_TEST_KUBECONFIG");
+    client
+        .apiserver_version()
+        .await
+        .expect("the cluster named by CLB_TEST_KUBECONFIG is unreachable");
+
+    let fake = start_fake().await;
+    let ns = format!("wh-{}", std::process::id());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+        )
+        .await
+        .expect("create namespace");
+
+    let config_name = format!("clb-webhook-test-{ns}");
+    let handle = runtime::run(RuntimeConfig {
+        kubeconfig: Some(kubeconfig.clone()),
+        cloud: ClientConfig {
+            endpoint: format!("http://{}", fake.api_addr),
+            default_region: REGION.into(),
+            ..ClientConfig::default()
+        },
+        credentials: Credentials::new(SECRET_ID, SECRET_KEY).unwrap(),
+        worker: WorkerConfig::default(),
+        metrics_addr: "127.0.0.1:0".parse().unwrap(),
+        leader_election: None,
+        watch_namespace: Some(ns.clone()),
+        install_crds: true,
+        instance: "wh-test-0".into(),
+        webhook: Some(WebhookConfig {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            certs: CertSource::SelfSigned { hosts: Vec::new() },
+            registration: Some(Registration {
+                config_name: config_name.clone(),
+                target: None,
+            }),
+            settings: Settings {
+                default_region: REGION.into(),
+                tcp_udp_port_reuse: false,
+            },
+            request_timeout: Duration::from_secs(8),
+        }),
+    })
+    .await
+    .expect("runtime starts");
+    let addr = handle.webhook_addr().expect("webhook enabled");
+
+    // Registered with our address and a CA that verifies the server.
+    let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let registered = configs
+        .get(&config_name)
+        .await
+        .expect("configuration applied");
+    let hooks = registered.webhooks.unwrap_or_default();
+    assert_eq!(hooks.len(), 3);
+    let url = hooks[0].client_config.url.clone().unwrap_or_default();
+    assert_eq!(url, format!("https://{addr}/ingress/v1/validate"));
+    let ca = hooks[0]
+        .client_config
+        .ca_bundle
+        .clone()
+        .expect("caBundle")
+        .0;
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .build()
+        .unwrap();
+    let health = https
+        .get(format!("https://{addr}/healthz"))
+        .send()
+        .await
+        .expect("healthz over TLS with the registered CA");
+    assert_eq!(health.status(), 200);
+
+    let pools: Api<PortPool> = Api::namespaced(client.clone(), &ns);
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), &ns);
+    let bindings: Api<PortBinding> = Api::namespaced(client.clone(), &ns);
+    let post = PostParams::default();
+
+    // The API server picks up a new configuration asynchronously: retry until the webhook answers.
+    let overlapping = pool(
+        "overlapping",
+        json!([item("a", 30000, 30100), item("b", 30050, 30150)]),
+    );
+    let message = eventually("the overlapping pool rejected by the webhook", || {
+        let pools = pools.clone();
+        let overlapping = overlapping.clone();
+        async move {
+            match denial(pools.create(&PostParams::default(), &overlapping).await) {
+                Some(message) => Some(message),
+                None => {
+                    pools
+                        .delete("overlapping", &DeleteParams::default())
+                        .await
+                        .expect("delete the pool admitted before the webhook was active");
+                    None
+                }
+            }
+        }
+    })
+    .await;
+    assert!(
+        message.contains(&format!(
+            "spec.poolItems[1]: ports 30050-30149 on {REGION}:{LB} overlap spec.poolItems[0] (ports 30000-30099)"
+        )),
+        "{message}"
+    );
+
+    // A valid pool is accepted; endPort grows, never shrinks.
+    let created = pools
+        .create(&post, &pool("pool", json!([item("a", 30000, 30100)])))
+        .await
+        .expect("a valid pool is admitted");
+    let mut grown = created.clone();
+    grown.spec.pool_items[0].end_port = 30200;
+    let grown = pools
+        .replace("pool", &post, &grown)
+        .await
+        .expect("growing endPort is admitted");
+    let mut shrunk = grown.clone();
+    shrunk.spec.pool_items[0].end_port = 30150;
+    let message = denial(pools.replace("pool", &post, &shrunk).await).expect("shrinking is denied");
+    assert!(
+        message.contains("spec.poolItems[0].endPort: may only grow (30200 → 30150)"),
+        "{message}"
+    );
+
+    // An Ingress on the pool's ports of the same CLB is denied; elsewhere it is admitted.
+    let message = denial(ingresses.create(&post, &ingress("clash", 30010)).await)
+        .expect("conflicting ingress is denied");
+    assert!(
+        message.contains(&format!(
+            "spec.rules[0]: port conflict on {REGION}:{LB} port 30010: Ingress {ns}/clash (spec.rules[0], TCP port 30010) overlaps PortPool {ns}/pool"
+        )),
+        "{message}"
+    );
+    ingresses
+        .create(&post, &ingress("fine", 8080))
+        .await
+        .expect("an ingress off the pool's ports is admitted");
+
+    // Deleting a pool that still has bindings is denied with their names.
+    let binding: PortBinding = serde_json::from_value(json!({
+        "apiVersion": "networkextension.bkbcs.tencent.com/v1",
+        "kind": "PortBinding",
+        "metadata": {"name": "pod-0"},
+        "spec": {"portBindingList": [{
+            "poolName": "pool", "poolNamespace": ns, "poolItemName": "a",
+            "protocol": "TCP", "startPort": 30000, "endPort": 0, "rsStartPort": 8080,
+        }]},
+    }))
+    .unwrap();
+    bindings.create(&post, &binding).await.expect("binding");
+    let message = denial(pools.delete("pool", &DeleteParams::default()).await)
+        .expect("deleting a bound pool is denied");
+    assert!(
+        message.contains(&format!(
+            "port pool {ns}/pool still has port bindings: {ns}/pod-0 (a TCP 30000)"
+        )),
+        "{message}"
+    );
+    bindings
+        .delete("pod-0", &DeleteParams::default())
+        .await
+        .expect("delete binding");
+    pools
+        .delete("pool", &DeleteParams::default())
+        .await
+        .expect("an unbound pool may be deleted");
+
+    // Unregister first so nothing else in the cluster depends on this process.
+    configs
+        .delete(&config_name, &DeleteParams::default())
+        .await
+        .expect("delete the webhook configuration");
+    handle.shutdown().await.expect("runtime stops");
+    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+}

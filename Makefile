@@ -18,6 +18,8 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 TENCENTCLOUD_SDK_COMMON_VERSION := 3.1.195
 TENCENTCLOUD_SDK_CLB_VERSION := 3.1.194
 
+
+.PHONY: chart-crds
 .PHONY: all build test test-rust test-sdk venv lint fmt clean help
 .PHONY: controlplane harness-bin cluster-up cluster-down cluster-status test-cluster scenario-bins conformance
 
@@ -88,6 +90,9 @@ test-cluster: harness-bin scenario-bins ## Cluster integration tests on their ow
 		$(CARGO) test -p clb-controller --test runtime_listener --test runtime_ingress -- --ignored; \
 	CLB_TEST_KUBECONFIG=$(CURDIR)/$(TEST_CLUSTER_STATE_DIR)/kubeconfig \
 		$(CARGO) test -p clb-controller --test webhook_validate -- --ignored
+
+chart-crds: ## Regenerate the chart's CRD copy from the controller (a test fails when they drift)
+	$(CARGO) run -q -p clb-controller -- crds --output charts/clb-controller/crds/crds.yaml
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check

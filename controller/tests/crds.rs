@@ -519,3 +519,19 @@ fn crds_subcommand_writes_output_file() {
     std::fs::remove_file(&path).unwrap();
     assert_eq!(parse_crd_stream(&written).len(), 4);
 }
+
+/// The Helm chart ships a copy of the CRDs; it must be exactly what the controller generates.
+/// Regenerate with `make chart-crds` (or `clb-controller crds --output charts/clb-controller/crds/crds.yaml`).
+#[test]
+fn chart_crds_match_the_generated_ones() {
+    let chart =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/clb-controller/crds/crds.yaml");
+    let committed = std::fs::read_to_string(&chart)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", chart.display()));
+    let generated = api::crds_yaml().unwrap();
+    assert!(
+        committed == generated,
+        "{} drifted from `clb-controller crds`; run `make chart-crds` and commit the result",
+        chart.display()
+    );
+}

@@ -11,8 +11,9 @@ use clb_controller::cloud::{
     RateLimit, RetryPolicy,
 };
 use clb_controller::sync::{
-    Attributes, DeletingListener, DesiredListener, DesiredSource, LbWorker, ListenerKey, Outcome,
-    OwnerRef, Protocol, Scheduler, Snapshot, StatusSink, Target, WorkerConfig, WorkerPool,
+    Attributes, Certificate, DeletingListener, DesiredListener, DesiredRule, DesiredSource,
+    LbWorker, ListenerKey, Outcome, OwnerRef, Protocol, RuleKey, Scheduler, Snapshot, StatusSink,
+    Target, TargetSet, WorkerConfig, WorkerPool,
 };
 use serde_json::{Value, json};
 
@@ -335,7 +336,7 @@ limits:
         (0..n).map(|i| format!("default/l-{i}")).collect()
     }
 
-    const MUTATIONS: [&str; 9] = [
+    const MUTATIONS: [&str; 10] = [
         "CreateListener",
         "DeleteLoadBalancerListeners",
         "ModifyListener",
@@ -345,6 +346,7 @@ limits:
         "CreateRule",
         "DeleteRule",
         "ModifyRule",
+        "ModifyDomainAttributes",
     ];
 
     /// Every delete in the log named at least one listener id.
@@ -814,5 +816,459 @@ limits:
         assert_eq!(lbs, vec![lb(), second]);
         pool.shutdown().await;
         assert!(pool.load_balancers().is_empty());
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // L7 (HTTP/HTTPS): targets live on rules
+    // ---------------------------------------------------------------------------------------
+
+    fn targets(list: &[(&str, u16, u16)]) -> TargetSet {
+        list.iter()
+            .map(|(ip, p, w)| Target::new(*ip, *p, *w))
+            .collect()
+    }
+
+    fn rule(domain: &str, url: &str, backends: &[(&str, u16, u16)]) -> DesiredRule {
+        DesiredRule {
+            key: RuleKey::new(domain, url),
+            attributes: None,
+            certificate: None,
+            targets: targets(backends),
+        }
+    }
+
+    fn l7(owner: &str, protocol: Protocol, port: u16, rules: Vec<DesiredRule>) -> DesiredListener {
+        let mut d = DesiredListener::new(owner, ListenerKey::single(protocol, port));
+        d.rules = rules;
+        d
+    }
+
+    fn cert(cert_id: &str) -> Certificate {
+        Certificate {
+            mode: "UNIDIRECTIONAL".into(),
+            cert_id: cert_id.into(),
+            ca_cert_id: None,
+        }
+    }
+
+    /// `domain+url -> rule` of a listener in the state dump.
+    fn rules_of(listener: &Value) -> BTreeMap<String, Value> {
+        listener["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    format!(
+                        "{}{}",
+                        r["domain"].as_str().unwrap(),
+                        r["url"].as_str().unwrap()
+                    ),
+                    r.clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn expect_targets(list: &[(&str, i64)]) -> BTreeMap<String, i64> {
+        list.iter().map(|(ep, w)| (ep.to_string(), *w)).collect()
+    }
+
+    /// The mutating calls in fake-clb's log.
+    async fn mutations(fake: &Fake) -> Vec<Value> {
+        fake.log()
+            .await
+            .into_iter()
+            .filter(|r| MUTATIONS.contains(&r["action"].as_str().unwrap_or("")))
+            .collect()
+    }
+
+    /// One full resync pass, asserting it read the LB and changed nothing.
+    async fn assert_noop_resync(fake: &Fake, worker: &LbWorker) {
+        fake.clear_log().await;
+        let passes = worker.passes();
+        worker.resync();
+        wait_until("a resync pass", || worker.passes() > passes).await;
+        let log = fake.log().await;
+        assert!(log.iter().any(|r| r["action"] == "DescribeListeners"));
+        let changed = mutations(fake).await;
+        assert!(changed.is_empty(), "{changed:#?}");
+    }
+
+    /// The HTTP listener of the L7 tests: two rules with targets.
+    fn web(port: u16) -> DesiredListener {
+        l7(
+            "default/web",
+            Protocol::Http,
+            port,
+            vec![
+                rule(
+                    "a.example.com",
+                    "/api",
+                    &[("10.7.0.1", 80, 10), ("10.7.0.2", 80, 20)],
+                ),
+                rule("b.example.com", "/", &[("10.7.0.3", 8080, 10)]),
+            ],
+        )
+    }
+
+    /// Starts fake-clb and a worker and syncs [`web`] once.
+    async fn web_synced(port: u16) -> (Fake, Arc<Store>, LbWorker) {
+        let fake = Fake::start("50ms").await;
+        let store = Arc::new(Store::default());
+        store.put(web(port));
+        let worker = spawn(&fake, &store, config());
+        worker.notify("default/web");
+        wait_until("web Synced", || store.listener_id("default/web").is_some()).await;
+        (fake, store, worker)
+    }
+
+    #[tokio::test]
+    async fn http_listener_with_rules_is_created_in_one_pass() {
+        let (fake, store, worker) = web_synced(40080).await;
+        let id = store.listener_id("default/web").unwrap();
+        assert_eq!(
+            store.history_of("default/web"),
+            vec![Outcome::Synced {
+                listener_id: id.clone()
+            }],
+            "synced in the first pass"
+        );
+
+        let creates = fake.requests("CreateListener").await;
+        assert_eq!(creates.len(), 1, "{creates:#?}");
+        assert_eq!(creates[0]["params"]["Protocol"], "HTTP");
+        assert_eq!(creates[0]["params"]["Ports"], json!([40080]));
+        let create_rules = fake.requests("CreateRule").await;
+        assert_eq!(create_rules.len(), 1, "{create_rules:#?}");
+        assert_eq!(create_rules[0]["result"], "OK");
+        assert_eq!(create_rules[0]["params"]["ListenerId"], id.as_str());
+        let mut asked: Vec<String> = create_rules[0]["params"]["Rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}{}",
+                    r["Domain"].as_str().unwrap(),
+                    r["Url"].as_str().unwrap()
+                )
+            })
+            .collect();
+        asked.sort();
+        assert_eq!(asked, ["a.example.com/api", "b.example.com/"]);
+
+        let listeners = fake.listeners().await;
+        assert_eq!(listeners.len(), 1);
+        let l = &listeners[&40080];
+        assert_eq!(l["listenerId"], id.as_str());
+        assert_eq!(l["protocol"], "HTTP");
+        assert!(
+            l["targets"].as_array().unwrap().is_empty(),
+            "L7 binds on rules"
+        );
+        let rules = rules_of(l);
+        assert_eq!(rules.len(), 2);
+        assert_eq!(
+            targets_of(&rules["a.example.com/api"]),
+            expect_targets(&[("10.7.0.1:80", 10), ("10.7.0.2:80", 20)])
+        );
+        assert_eq!(
+            targets_of(&rules["b.example.com/"]),
+            expect_targets(&[("10.7.0.3:8080", 10)])
+        );
+
+        // One register call binds all three targets, each on its rule's LocationId.
+        let registers = fake.requests("BatchRegisterTargets").await;
+        assert_eq!(registers.len(), 1, "{registers:#?}");
+        assert_eq!(registers[0]["result"], "OK");
+        let sent = registers[0]["params"]["Targets"].as_array().unwrap();
+        assert_eq!(sent.len(), 3);
+        for t in sent {
+            let location = t["LocationId"]
+                .as_str()
+                .expect("LocationId on an L7 target");
+            let on = rules
+                .values()
+                .find(|r| r["locationId"] == location)
+                .expect("LocationId of a created rule");
+            let endpoint = format!("{}:{}", t["EniIp"].as_str().unwrap(), t["Port"]);
+            assert!(targets_of(on).contains_key(&endpoint), "{endpoint} on {on}");
+            assert_eq!(t["ListenerId"], id.as_str());
+        }
+        assert_noop_resync(&fake, &worker).await;
+        worker.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn http_rule_changes_converge() {
+        let (fake, store, worker) = web_synced(40180).await;
+        let id = store.listener_id("default/web").unwrap();
+        let before = rules_of(&fake.listeners().await[&40180]);
+        let a_location = before["a.example.com/api"]["locationId"].clone();
+        let b_location = before["b.example.com/"]["locationId"].clone();
+
+        // a: new scheduler and session expiry; drop 10.7.0.1, reweigh 10.7.0.2, add 10.7.0.4.
+        // b: removed. c: added with a target.
+        store.edit("default/web", |d| {
+            d.rules = vec![
+                DesiredRule {
+                    attributes: Some(Attributes {
+                        session_expire_time: 60,
+                        scheduler: Some(Scheduler::LeastConn),
+                        health_check: None,
+                    }),
+                    ..rule(
+                        "a.example.com",
+                        "/api",
+                        &[("10.7.0.2", 80, 50), ("10.7.0.4", 80, 10)],
+                    )
+                },
+                rule("c.example.com", "/v1", &[("10.7.0.5", 9000, 30)]),
+            ];
+        });
+        fake.clear_log().await;
+        worker.notify("default/web");
+        wait_until("web Synced again", || {
+            store.listener_id("default/web").is_some()
+        })
+        .await;
+        assert_eq!(store.listener_id("default/web"), Some(id.clone()));
+
+        let l = &fake.listeners().await[&40180];
+        let rules = rules_of(l);
+        assert_eq!(
+            rules.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["a.example.com/api", "c.example.com/v1"]
+        );
+        let a = &rules["a.example.com/api"];
+        assert_eq!(a["locationId"], a_location, "rule a modified in place");
+        assert_eq!(a["scheduler"], "LEAST_CONN");
+        assert_eq!(a["sessionExpireTime"], 60);
+        assert_eq!(
+            targets_of(a),
+            expect_targets(&[("10.7.0.2:80", 50), ("10.7.0.4:80", 10)])
+        );
+        assert_eq!(
+            targets_of(&rules["c.example.com/v1"]),
+            expect_targets(&[("10.7.0.5:9000", 30)])
+        );
+
+        let modify = fake.requests("ModifyRule").await;
+        assert_eq!(modify.len(), 1, "{modify:#?}");
+        assert_eq!(modify[0]["params"]["LocationId"], a_location);
+        assert_eq!(modify[0]["params"]["Scheduler"], "LEAST_CONN");
+        assert_eq!(modify[0]["params"]["SessionExpireTime"], 60);
+        let deletes = fake.requests("DeleteRule").await;
+        assert_eq!(deletes.len(), 1, "{deletes:#?}");
+        assert_eq!(deletes[0]["params"]["LocationIds"], json!([b_location]));
+        let creates = fake.requests("CreateRule").await;
+        assert_eq!(creates.len(), 1, "{creates:#?}");
+        assert_eq!(creates[0]["params"]["Rules"].as_array().unwrap().len(), 1);
+        assert_eq!(creates[0]["params"]["Rules"][0]["Domain"], "c.example.com");
+        let deregister = fake.requests("BatchDeregisterTargets").await;
+        assert_eq!(deregister.len(), 1, "{deregister:#?}");
+        let gone = &deregister[0]["params"]["Targets"];
+        assert_eq!(gone.as_array().unwrap().len(), 1, "{gone}");
+        assert_eq!(gone[0]["ListenerId"], id.as_str());
+        assert_eq!(gone[0]["LocationId"], a_location);
+        assert_eq!(gone[0]["EniIp"], "10.7.0.1");
+        assert_eq!(gone[0]["Port"], 80);
+        let register = fake.requests("BatchRegisterTargets").await;
+        assert_eq!(register.len(), 1, "{register:#?}");
+        assert_eq!(
+            register[0]["params"]["Targets"].as_array().unwrap().len(),
+            2
+        );
+        let weights = fake.requests("BatchModifyTargetWeight").await;
+        assert_eq!(weights.len(), 1, "{weights:#?}");
+        assert_eq!(
+            weights[0]["params"]["ModifyList"][0]["LocationId"],
+            a_location
+        );
+        assert!(fake.requests("ModifyListener").await.is_empty());
+        assert!(fake.requests("CreateListener").await.is_empty());
+        for call in mutations(&fake).await {
+            assert_eq!(call["result"], "OK", "{call}");
+        }
+
+        assert_noop_resync(&fake, &worker).await;
+        worker.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn deleting_an_http_listener_removes_it_with_its_rules() {
+        let (fake, store, worker) = web_synced(40280).await;
+        let id = store.listener_id("default/web").unwrap();
+        fake.clear_log().await;
+        store.delete("default/web");
+        worker.notify("default/web");
+        wait_until("web Deleted", || store.is_deleted("default/web")).await;
+
+        assert!(fake.listeners().await.is_empty());
+        let deletes = fake.requests("DeleteLoadBalancerListeners").await;
+        assert_eq!(deletes.len(), 1, "{deletes:#?}");
+        assert_eq!(deletes[0]["params"]["ListenerIds"], json!([id]));
+        assert_eq!(deletes[0]["result"], "OK");
+        let changed = mutations(&fake).await;
+        assert_eq!(
+            changed.len(),
+            1,
+            "rules and targets go with the listener: {changed:#?}"
+        );
+        worker.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn https_listener_certificate_change_modifies_the_listener() {
+        let fake = Fake::start("50ms").await;
+        let store = Arc::new(Store::default());
+        let mut d = l7(
+            "default/tls",
+            Protocol::Https,
+            40443,
+            vec![rule("secure.example.com", "/", &[("10.8.0.1", 443, 10)])],
+        );
+        d.certificate = Some(cert("cert-aaaa0001"));
+        store.put(d);
+        let worker = spawn(&fake, &store, config());
+        worker.notify("default/tls");
+        wait_until("tls Synced", || store.listener_id("default/tls").is_some()).await;
+        let id = store.listener_id("default/tls").unwrap();
+
+        let creates = fake.requests("CreateListener").await;
+        assert_eq!(creates.len(), 1, "{creates:#?}");
+        assert_eq!(creates[0]["params"]["Protocol"], "HTTPS");
+        assert_eq!(
+            creates[0]["params"]["Certificate"]["CertId"],
+            "cert-aaaa0001"
+        );
+        assert_eq!(creates[0]["params"]["SniSwitch"], 0);
+        let l = &fake.listeners().await[&40443];
+        assert_eq!(l["protocol"], "HTTPS");
+        assert_eq!(l["certificate"]["CertId"], "cert-aaaa0001");
+        assert_eq!(l["certificate"]["SSLMode"], "UNIDIRECTIONAL");
+        assert_eq!(
+            targets_of(&rules_of(l)["secure.example.com/"]),
+            expect_targets(&[("10.8.0.1:443", 10)])
+        );
+        assert_noop_resync(&fake, &worker).await;
+
+        store.edit("default/tls", |d| {
+            d.certificate = Some(cert("cert-bbbb0002"))
+        });
+        fake.clear_log().await;
+        worker.notify("default/tls");
+        wait_until("tls Synced again", || {
+            store.listener_id("default/tls").is_some()
+        })
+        .await;
+        assert_eq!(store.listener_id("default/tls"), Some(id.clone()));
+        let changed = mutations(&fake).await;
+        assert_eq!(
+            changed.len(),
+            1,
+            "only the certificate changes: {changed:#?}"
+        );
+        assert_eq!(changed[0]["action"], "ModifyListener");
+        assert_eq!(changed[0]["params"]["ListenerId"], id.as_str());
+        assert_eq!(
+            changed[0]["params"]["Certificate"]["CertId"],
+            "cert-bbbb0002"
+        );
+        let l = &fake.listeners().await[&40443];
+        assert_eq!(l["listenerId"], id.as_str());
+        assert_eq!(l["certificate"]["CertId"], "cert-bbbb0002");
+        assert_noop_resync(&fake, &worker).await;
+        worker.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn https_sni_domain_certificates_are_set_and_changed_per_domain() {
+        let fake = Fake::start("50ms").await;
+        let store = Arc::new(Store::default());
+        let with_cert = |r: DesiredRule, id: &str| DesiredRule {
+            certificate: Some(cert(id)),
+            ..r
+        };
+        let mut d = l7(
+            "default/sni",
+            Protocol::Https,
+            40444,
+            vec![
+                with_cert(
+                    rule("x.example.com", "/", &[("10.9.0.1", 443, 10)]),
+                    "cert-x0000001",
+                ),
+                with_cert(
+                    rule("x.example.com", "/admin", &[("10.9.0.2", 443, 10)]),
+                    "cert-x0000001",
+                ),
+                with_cert(
+                    rule("y.example.com", "/", &[("10.9.0.3", 443, 10)]),
+                    "cert-y0000001",
+                ),
+            ],
+        );
+        d.sni_switch = true;
+        store.put(d);
+        let worker = spawn(&fake, &store, config());
+        worker.notify("default/sni");
+        wait_until("sni Synced", || store.listener_id("default/sni").is_some()).await;
+        let id = store.listener_id("default/sni").unwrap();
+
+        let creates = fake.requests("CreateListener").await;
+        assert_eq!(creates.len(), 1, "{creates:#?}");
+        assert_eq!(creates[0]["params"]["SniSwitch"], 1);
+        assert!(
+            creates[0]["params"].get("Certificate").is_none(),
+            "SNI: no listener certificate"
+        );
+        let l = &fake.listeners().await[&40444];
+        assert_eq!(l["sniSwitch"], 1);
+        let rules = rules_of(l);
+        let cert_of = |key: &str| rules[key]["certificate"]["CertId"].clone();
+        assert_eq!(cert_of("x.example.com/"), "cert-x0000001");
+        assert_eq!(cert_of("x.example.com/admin"), "cert-x0000001");
+        assert_eq!(cert_of("y.example.com/"), "cert-y0000001");
+        assert_eq!(
+            targets_of(&rules["y.example.com/"]),
+            expect_targets(&[("10.9.0.3:443", 10)])
+        );
+        assert_noop_resync(&fake, &worker).await;
+
+        // Domain x gets a new certificate: one call for the domain, not one per rule.
+        store.edit("default/sni", |d| {
+            for r in d
+                .rules
+                .iter_mut()
+                .filter(|r| r.key.domain == "x.example.com")
+            {
+                r.certificate = Some(cert("cert-x0000002"));
+            }
+        });
+        fake.clear_log().await;
+        worker.notify("default/sni");
+        wait_until("sni Synced again", || {
+            store.listener_id("default/sni").is_some()
+        })
+        .await;
+        assert_eq!(store.listener_id("default/sni"), Some(id.clone()));
+        let changed = mutations(&fake).await;
+        assert_eq!(changed.len(), 1, "{changed:#?}");
+        assert_eq!(changed[0]["action"], "ModifyDomainAttributes");
+        assert_eq!(changed[0]["result"], "OK");
+        assert_eq!(changed[0]["params"]["Domain"], "x.example.com");
+        assert_eq!(
+            changed[0]["params"]["Certificate"]["CertId"],
+            "cert-x0000002"
+        );
+        let rules = rules_of(&fake.listeners().await[&40444]);
+        let cert_of = |key: &str| rules[key]["certificate"]["CertId"].clone();
+        assert_eq!(cert_of("x.example.com/"), "cert-x0000002");
+        assert_eq!(cert_of("x.example.com/admin"), "cert-x0000002");
+        assert_eq!(cert_of("y.example.com/"), "cert-y0000001");
+        assert_noop_resync(&fake, &worker).await;
+        worker.shutdown().await;
     }
 }

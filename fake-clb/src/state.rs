@@ -82,6 +82,9 @@ pub struct Rule {
     pub default_server: bool,
     pub http2: bool,
     pub health_check: Option<HealthCheck>,
+    /// Domain certificate (SNI): set by CreateRule, changed per domain by ModifyDomainAttributes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<model::Certificate>,
     pub created_ms: u64,
     pub targets: Vec<Backend>,
 }
@@ -1225,6 +1228,7 @@ impl State {
                     default_server: input.default_server.unwrap_or(first_for_domain && l.rules.is_empty()),
                     http2: input.http2.unwrap_or(false),
                     health_check: Some(health),
+                    certificate: input.certificate.clone(),
                     created_ms: ctx.now_ms,
                     targets: Vec::new(),
                 });
@@ -1314,6 +1318,9 @@ impl State {
                 }
                 if let Some(v) = r.default_server {
                     rule.default_server = v;
+                }
+                if let Some(c) = &r.certificate {
+                    rule.certificate = Some(c.clone());
                 }
                 if let Some(nd) = r
                     .new_domain
@@ -1902,18 +1909,22 @@ fn backend_output(b: &Backend) -> model::Backend {
     }
 }
 
+fn certificate_output(c: &model::Certificate) -> model::CertificateOutput {
+    model::CertificateOutput {
+        ssl_mode: c.ssl_mode.clone(),
+        ssl_verify_client: c.ssl_verify_client.clone(),
+        cert_id: c.cert_id.clone(),
+        cert_ca_id: c.cert_ca_id.clone(),
+        ext_cert_ids: None,
+    }
+}
+
 fn listener_output(l: &Listener) -> model::Listener {
     model::Listener {
         listener_id: l.listener_id.clone(),
         protocol: l.protocol.clone(),
         port: l.port,
-        certificate: l.certificate.as_ref().map(|c| model::CertificateOutput {
-            ssl_mode: c.ssl_mode.clone(),
-            ssl_verify_client: c.ssl_verify_client.clone(),
-            cert_id: c.cert_id.clone(),
-            cert_ca_id: c.cert_ca_id.clone(),
-            ext_cert_ids: None,
-        }),
+        certificate: l.certificate.as_ref().map(certificate_output),
         health_check: l.health_check.clone(),
         scheduler: Some(l.scheduler.clone()),
         session_expire_time: Some(l.session_expire_time),
@@ -1927,6 +1938,7 @@ fn listener_output(l: &Listener) -> model::Listener {
                     url: Some(x.url.clone()),
                     session_expire_time: Some(x.session_expire_time),
                     health_check: x.health_check.clone(),
+                    certificate: x.certificate.as_ref().map(certificate_output),
                     scheduler: Some(x.scheduler.clone()),
                     listener_id: Some(l.listener_id.clone()),
                     http2: Some(x.http2),

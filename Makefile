@@ -20,7 +20,7 @@ TENCENTCLOUD_SDK_CLB_VERSION := 3.1.194
 
 
 .PHONY: chart-crds
-.PHONY: all build test test-rust test-sdk venv lint fmt clean help
+.PHONY: all build test test-rust test-sdk test-bins venv lint fmt clean help
 .PHONY: controlplane harness-bin cluster-up cluster-down cluster-status test-cluster scenario-bins conformance
 
 all: build
@@ -43,9 +43,13 @@ $(VENV)/.installed: Makefile fake-clb/tests/sdk/requirements.txt
 
 venv: $(VENV)/.installed ## Python venv with the official Tencent Cloud SDK and pytest
 
-test-sdk: venv ## fake-clb driven by the official Tencent Cloud Python SDK
-	$(CARGO) build -p fake-clb --bin fake-clb
+test-sdk: venv test-bins ## fake-clb driven by the official Tencent Cloud Python SDK
 	FAKE_CLB_BIN=$(TARGET_DIR)/debug/fake-clb $(VENV)/bin/python -m pytest -q fake-clb/tests/sdk
+
+# Tests and the binaries they start are built by one `cargo test --workspace` invocation, so cargo unifies
+# features once and never rebuilds dependencies between steps.
+test-bins:
+	$(CARGO) test --workspace --no-run
 
 # Local Kubernetes control plane on 127.0.0.1 (etcd, kube-apiserver, KCM, scheduler, kwok);
 # see harness/README.md "Local control plane". Binaries are cached in $(CLB_CACHE_DIR).
@@ -77,19 +81,15 @@ conformance: harness-bin scenario-bins ## Run scenarios/conformance on the local
 cluster-status: harness-bin ## Show the local cluster's processes and health
 	$(HARNESS) cluster status --state-dir $(CLUSTER_STATE_DIR)
 
-test-cluster: harness-bin scenario-bins ## Cluster integration tests on their own cluster, stopped even on failure
-	$(CARGO) test -p clb-harness --test cluster --test scenarios --no-run
-	$(CARGO) test -p clb-controller --test runtime_listener --test runtime_ingress --no-run
-	$(CARGO) test -p clb-controller --test webhook_validate --no-run
+# Integration tests that need the local control plane (#[ignore]d in a plain `cargo test`).
+CLUSTER_TESTS := cluster scenarios runtime_listener runtime_ingress runtime_portpool webhook_validate webhook_pod
+
+test-cluster: test-bins ## Cluster integration tests on their own cluster, stopped even on failure
 	@set -euo pipefail; \
 	trap '$(HARNESS) cluster down --state-dir $(TEST_CLUSTER_STATE_DIR)' EXIT; \
 	$(HARNESS) cluster up --state-dir $(TEST_CLUSTER_STATE_DIR); \
 	CLB_TEST_KUBECONFIG=$(CURDIR)/$(TEST_CLUSTER_STATE_DIR)/kubeconfig \
-		$(CARGO) test -p clb-harness --test cluster --test scenarios -- --ignored; \
-	CLB_TEST_KUBECONFIG=$(CURDIR)/$(TEST_CLUSTER_STATE_DIR)/kubeconfig \
-		$(CARGO) test -p clb-controller --test runtime_listener --test runtime_ingress -- --ignored; \
-	CLB_TEST_KUBECONFIG=$(CURDIR)/$(TEST_CLUSTER_STATE_DIR)/kubeconfig \
-		$(CARGO) test -p clb-controller --test webhook_validate -- --ignored
+		$(CARGO) test --workspace $(addprefix --test ,$(CLUSTER_TESTS)) -- --ignored
 
 chart-crds: ## Regenerate the chart's CRD copy from the controller (a test fails when they drift)
 	$(CARGO) run -q -p clb-controller -- crds --output charts/clb-controller/crds/crds.yaml

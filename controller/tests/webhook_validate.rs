@@ -17,7 +17,7 @@ use clb_controller::sync::WorkerConfig;
 use clb_controller::webhook::{CertSource, Registration, WebhookConfig};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 const SECRET_ID: &str = "AKIDwebhooktest01";
@@ -45,6 +45,9 @@ loadBalancers:
     vips: [1.1.1.2]
 limits:
   actionQps: 0
+  # The PortPool reconciler creates the pool's listeners (up to 200 here); within the quota they are
+  # created and deleted quickly, so the pool is gone soon after its deletion.
+  listenersPerLoadBalancer: 500
   taskDuration: 50ms
 "#
     );
@@ -138,7 +141,11 @@ async fn portpool_and_ingress_admission_through_the_api_server() {
             ..ClientConfig::default()
         },
         credentials: Credentials::new(SECRET_ID, SECRET_KEY).unwrap(),
-        worker: WorkerConfig::default(),
+        worker: WorkerConfig {
+            retry_initial: Duration::from_millis(200),
+            retry_max: Duration::from_secs(1),
+            ..WorkerConfig::default()
+        },
         metrics_addr: "127.0.0.1:0".parse().unwrap(),
         leader_election: None,
         watch_namespace: Some(ns.clone()),
@@ -228,15 +235,20 @@ async fn portpool_and_ingress_admission_through_the_api_server() {
         .create(&post, &pool("pool", json!([item("a", 30000, 30100)])))
         .await
         .expect("a valid pool is admitted");
-    let mut grown = created.clone();
-    grown.spec.pool_items[0].end_port = 30200;
-    let grown = pools
-        .replace("pool", &post, &grown)
+    // Merge patches without a resourceVersion: the PortPool reconciler writes the pool (finalizer, status)
+    // concurrently, so a replace of a stale copy could fail with a conflict instead of reaching the webhook.
+    assert_eq!(created.spec.pool_items[0].end_port, 30100);
+    let with_end = |end: i32| Patch::Merge(json!({"spec": {"poolItems": [item("a", 30000, end)]}}));
+    pools
+        .patch("pool", &PatchParams::default(), &with_end(30200))
         .await
         .expect("growing endPort is admitted");
-    let mut shrunk = grown.clone();
-    shrunk.spec.pool_items[0].end_port = 30150;
-    let message = denial(pools.replace("pool", &post, &shrunk).await).expect("shrinking is denied");
+    let message = denial(
+        pools
+            .patch("pool", &PatchParams::default(), &with_end(30150))
+            .await,
+    )
+    .expect("shrinking is denied");
     assert!(
         message.contains("spec.poolItems[0].endPort: may only grow (30200 → 30150)"),
         "{message}"
@@ -284,6 +296,12 @@ async fn portpool_and_ingress_admission_through_the_api_server() {
         .delete("pool", &DeleteParams::default())
         .await
         .expect("an unbound pool may be deleted");
+    // The PortPool reconciler removes its finalizer once the pool's listeners are gone; a pool left behind
+    // would conflict with the next run's pool on the same CLB ports.
+    eventually("the deleted pool is gone", || async {
+        matches!(pools.get_opt("pool").await, Ok(None)).then_some(())
+    })
+    .await;
 
     // Unregister first so nothing else in the cluster depends on this process.
     configs

@@ -468,13 +468,13 @@ impl WorkQueue {
 
 /// Resolved load balancers by id and by name, trusted for [`LB_CACHE_TTL`].
 #[derive(Default)]
-struct LbCache {
+pub(super) struct LbCache {
     by_id: HashMap<LbKey, (Instant, ResolvedLb)>,
     by_name: HashMap<LbKey, (Instant, ResolvedLb)>,
 }
 
 impl LbCache {
-    async fn resolve(
+    pub(super) async fn resolve(
         &mut self,
         cloud: &ClbClient,
         selection: &LbSelection,
@@ -555,7 +555,7 @@ fn resolved_of(region: &str, lb: clb_api::model::LoadBalancer) -> ResolvedLb {
 
 /// Why an Ingress's load balancers could not be resolved.
 #[derive(Debug, thiserror::Error)]
-enum ResolveError {
+pub(super) enum ResolveError {
     #[error("load balancer {0} not found")]
     NotFound(String),
     #[error("load balancer name {0} matches {1} load balancers")]

@@ -39,6 +39,16 @@ pub struct StatusLabels {
     pub status: String,
 }
 
+/// Labels of the port-pool gauges: one series per pool item and protocol.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolItemLabels {
+    pub namespace: String,
+    pub pool: String,
+    pub item: String,
+    /// `TCP` or `UDP`.
+    pub protocol: String,
+}
+
 /// Metrics of the Listener reconciler. Cloning shares them.
 #[derive(Clone, Debug, Default)]
 pub struct RuntimeMetrics {
@@ -52,6 +62,10 @@ pub struct RuntimeMetrics {
     pub load_balancers: Gauge,
     /// 1 on the leader.
     pub leader: Gauge,
+    /// Ports (or segments) of each pool item and protocol.
+    pub pool_capacity: Family<PoolItemLabels, Gauge>,
+    /// Ports (or segments) held of each pool item and protocol.
+    pub pool_used: Family<PoolItemLabels, Gauge>,
 }
 
 impl RuntimeMetrics {
@@ -82,6 +96,16 @@ impl RuntimeMetrics {
             "leader",
             "1 when this replica is the leader",
             self.leader.clone(),
+        );
+        r.register(
+            "portpool_capacity",
+            "Ports (or segments) of each port-pool item and protocol",
+            self.pool_capacity.clone(),
+        );
+        r.register(
+            "portpool_used",
+            "Ports (or segments) held of each port-pool item and protocol",
+            self.pool_used.clone(),
         );
     }
 

@@ -10,6 +10,9 @@ pub mod leader;
 pub mod listener;
 pub mod mapping;
 pub mod metrics_server;
+pub mod pools;
+pub mod portpool;
+pub mod portpool_plan;
 pub mod status;
 pub mod store;
 
@@ -87,9 +90,16 @@ pub struct RuntimeHandle {
     metrics_addr: SocketAddr,
     health: Arc<Health>,
     webhook_addr: Option<SocketAddr>,
+    pool_state: Arc<pools::PoolState>,
 }
 
 impl RuntimeHandle {
+    /// The port pools' allocator and observed items, written by the PortPool reconciler (leader only) and read
+    /// by the pod webhook; `is_ready()` only once rebuilt on this leader.
+    pub fn pool_state(&self) -> Arc<pools::PoolState> {
+        self.pool_state.clone()
+    }
+
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub fn metrics_addr(&self) -> SocketAddr {
         self.metrics_addr
@@ -149,10 +159,16 @@ pub async fn run(config: RuntimeConfig) -> Result<RuntimeHandle, RuntimeError> {
     );
 
     let metrics = RuntimeMetrics::default();
+    let pool_state = Arc::new(pools::PoolState::default());
     let health = Arc::new(Health::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (metrics_stop_tx, metrics_stop_rx) = watch::channel(false);
-    let registry = metrics_server::registry(&cloud_metrics, &metrics);
+    let mut registry = metrics_server::registry(&cloud_metrics, &metrics);
+    let pod_webhook = crate::webhook::pod::PodWebhook {
+        pools: pool_state.clone(),
+        metrics: crate::webhook::pod::PodWebhookMetrics::default(),
+    };
+    pod_webhook.metrics.register(&mut registry);
     let (metrics_addr, metrics_task) = metrics_server::serve(
         config.metrics_addr,
         Arc::new(metrics_server::MetricsState {
@@ -163,9 +179,15 @@ pub async fn run(config: RuntimeConfig) -> Result<RuntimeHandle, RuntimeError> {
     )
     .await?;
     let webhook = match config.webhook.clone() {
-        Some(w) => {
-            Some(crate::webhook::start(w, client.clone(), metrics_stop_tx.subscribe()).await?)
-        }
+        Some(w) => Some(
+            crate::webhook::start_with_pod(
+                w,
+                client.clone(),
+                pod_webhook,
+                metrics_stop_tx.subscribe(),
+            )
+            .await?,
+        ),
         None => None,
     };
     let webhook_addr = webhook.as_ref().map(|w| w.addr);
@@ -190,8 +212,9 @@ pub async fn run(config: RuntimeConfig) -> Result<RuntimeHandle, RuntimeError> {
         tokio::spawn(leader::LeaderElector::new(client.clone(), le).run(leader_tx.clone(), elector_stop_rx))
     });
 
+    let supervised_pools = pool_state.clone();
     let task = tokio::spawn(async move {
-        supervise(ctx, leader_rx, shutdown_rx).await;
+        supervise(ctx, supervised_pools, leader_rx, shutdown_rx).await;
         // Work has stopped: only now may another replica take over.
         elector_stop_tx.send_replace(true);
         if let Some(elector) = elector {
@@ -211,12 +234,14 @@ pub async fn run(config: RuntimeConfig) -> Result<RuntimeHandle, RuntimeError> {
         metrics_addr,
         health,
         webhook_addr,
+        pool_state,
     })
 }
 
 /// Runs the reconciler while this replica leads; stops it on loss of leadership or shutdown.
 async fn supervise(
     ctx: listener::ReconcilerContext,
+    pool_state: Arc<pools::PoolState>,
     mut leader: watch::Receiver<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -231,6 +256,10 @@ async fn supervise(
         let mut work = tokio::spawn(listener::run_while_leader(ctx.clone(), stop_rx.clone()));
         let ingress_work = tokio::spawn(ingress::run_while_leader(
             ingress::IngressContext::from_listener_context(&ctx),
+            stop_rx.clone(),
+        ));
+        let portpool_work = tokio::spawn(portpool::run_while_leader(
+            portpool::PortPoolContext::from_listener_context(&ctx, pool_state.clone()),
             stop_rx,
         ));
         let stopping = tokio::select! {
@@ -252,6 +281,12 @@ async fn supervise(
         {
             tracing::error!("ingress reconciler panicked");
         }
+        if let Err(e) = portpool_work.await
+            && e.is_panic()
+        {
+            tracing::error!("portpool reconciler panicked");
+        }
+        pool_state.set_ready(false);
         ctx.health.leader.store(false, Ordering::Release);
         ctx.metrics.leader.set(0);
         if stopping || *shutdown.borrow() {

@@ -3,7 +3,9 @@
 //! - [`certs`]: the serving certificate, from files or a self-signed CA generated at start.
 //! - [`server`]: axum + rustls; `/ingress/v1/validate` (alias `/ingress/v1/mutate`, bcs' path),
 //!   `/portpool/v1/validate`, `/portpool/v1/delete`, `/healthz`.
-//! - [`register`]: optional server-side apply of the ValidatingWebhookConfiguration with the `caBundle`.
+//! - [`register`]: optional server-side apply of the Validating- and MutatingWebhookConfiguration with the
+//!   `caBundle`.
+//! - [`pod`]: the pod mutating webhook (`/portpool/v1/mutate`): port-pool allocation and the pod patch.
 //! - [`ingress`], [`portpool`]: the admission rules, pure functions of the object and a [`ClusterView`].
 //!
 //! Every request reads the other Ingresses, PortPools and PortBindings from the API server, so any replica
@@ -13,6 +15,7 @@
 
 pub mod certs;
 pub mod ingress;
+pub mod pod;
 pub mod portpool;
 pub mod register;
 pub mod server;
@@ -77,9 +80,22 @@ pub struct WebhookServer {
 
 /// Obtains the certificate, binds, serves until `shutdown` turns true, and registers the webhook
 /// configuration if asked (after binding, so the API server can reach us at once).
+///
+/// The pod webhook gets a [`pod::PodWebhook`] of its own that never becomes ready (annotated pods are
+/// denied); use [`start_with_pod`] to share the runtime's pool state.
 pub async fn start(
     config: WebhookConfig,
     client: kube::Client,
+    shutdown: watch::Receiver<bool>,
+) -> Result<WebhookServer, WebhookError> {
+    start_with_pod(config, client, pod::PodWebhook::default(), shutdown).await
+}
+
+/// [`start`] with the pool state the PortPool reconciler feeds and the pod webhook metrics.
+pub async fn start_with_pod(
+    config: WebhookConfig,
+    client: kube::Client,
+    pod: pod::PodWebhook,
     shutdown: watch::Receiver<bool>,
 ) -> Result<WebhookServer, WebhookError> {
     let cert = ServingCert::obtain(&config.certs)?;
@@ -87,6 +103,7 @@ pub async fn start(
         client: client.clone(),
         settings: config.settings.clone(),
         request_timeout: config.request_timeout,
+        pod,
     });
     let (addr, task) = server::serve(config.addr, &cert, state, shutdown).await?;
     if let Some(registration) = &config.registration {
@@ -95,7 +112,12 @@ pub async fn start(
             task.abort();
             return Err(e);
         }
-        tracing::info!(name = %registration.config_name, "ValidatingWebhookConfiguration applied");
+        let mutating = registration.mutating_configuration(addr, &cert.ca_pem);
+        if let Err(e) = register::apply_mutating(&client, &mutating).await {
+            task.abort();
+            return Err(e);
+        }
+        tracing::info!(name = %registration.config_name, "Validating- and MutatingWebhookConfiguration applied");
     }
     Ok(WebhookServer {
         addr,

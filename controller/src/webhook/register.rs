@@ -4,20 +4,25 @@
 //! Three webhooks: Ingress CREATE/UPDATE → `/ingress/v1/validate`, PortPool CREATE/UPDATE →
 //! `/portpool/v1/validate`, PortPool DELETE → `/portpool/v1/delete` (bcs' split). All `failurePolicy: Fail`,
 //! `timeoutSeconds: 10`, `sideEffects: None`, `admissionReviewVersions: [v1]`.
+//!
+//! A MutatingWebhookConfiguration of the same name: Pod CREATE → `/portpool/v1/mutate`, only in namespaces
+//! labelled `bcs-ingress-controller-inject=true`, `failurePolicy: Fail`, `timeoutSeconds: 10`,
+//! `reinvocationPolicy: Never`, `sideEffects: NoneOnDryRun` (a dry run allocates nothing).
 
 use std::net::SocketAddr;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
-    RuleWithOperations, ServiceReference, ValidatingWebhook, ValidatingWebhookConfiguration,
-    WebhookClientConfig,
+    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ServiceReference,
+    ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::{Api, Patch, PatchParams};
 
 use super::WebhookError;
-use super::server::{PATH_INGRESS, PATH_PORTPOOL, PATH_PORTPOOL_DELETE};
+use super::server::{PATH_INGRESS, PATH_POD_MUTATE, PATH_PORTPOOL, PATH_PORTPOOL_DELETE};
 use crate::api::GROUP;
+use crate::api::keys::LABEL_NAMESPACE_INJECT;
 use crate::runtime::CONTROLLER_NAME;
 
 /// How the API server reaches the webhook.
@@ -50,6 +55,84 @@ impl Registration {
             .clone()
             .unwrap_or_else(|| WebhookTarget::Url(format!("https://{bound}")));
         webhook_configuration(&self.config_name, &target, ca_pem)
+    }
+
+    /// The pod MutatingWebhookConfiguration for a server bound on `bound`, trusting `ca_pem`.
+    pub fn mutating_configuration(
+        &self,
+        bound: SocketAddr,
+        ca_pem: &str,
+    ) -> MutatingWebhookConfiguration {
+        let target = self
+            .target
+            .clone()
+            .unwrap_or_else(|| WebhookTarget::Url(format!("https://{bound}")));
+        mutating_webhook_configuration(&self.config_name, &target, ca_pem)
+    }
+}
+
+fn client_config(target: &WebhookTarget, path: &str, ca_pem: &str) -> WebhookClientConfig {
+    let ca_bundle = Some(ByteString(ca_pem.as_bytes().to_vec()));
+    match target {
+        WebhookTarget::Url(base) => WebhookClientConfig {
+            url: Some(format!("{}{path}", base.trim_end_matches('/'))),
+            ca_bundle,
+            service: None,
+        },
+        WebhookTarget::Service {
+            namespace,
+            name,
+            port,
+        } => WebhookClientConfig {
+            url: None,
+            ca_bundle,
+            service: Some(ServiceReference {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                path: Some(path.to_owned()),
+                port: Some(*port),
+            }),
+        },
+    }
+}
+
+/// Pure: the MutatingWebhookConfiguration of the pod webhook for `target`.
+pub fn mutating_webhook_configuration(
+    name: &str,
+    target: &WebhookTarget,
+    ca_pem: &str,
+) -> MutatingWebhookConfiguration {
+    let webhook = MutatingWebhook {
+        name: format!("pods.clb-controller.{GROUP}"),
+        client_config: client_config(target, PATH_POD_MUTATE, ca_pem),
+        rules: Some(vec![RuleWithOperations {
+            api_groups: Some(vec![String::new()]),
+            api_versions: Some(vec!["v1".to_owned()]),
+            resources: Some(vec!["pods".to_owned()]),
+            operations: Some(vec!["CREATE".to_owned()]),
+            scope: Some("Namespaced".to_owned()),
+        }]),
+        namespace_selector: Some(LabelSelector {
+            match_labels: Some(
+                [(LABEL_NAMESPACE_INJECT.to_owned(), "true".to_owned())]
+                    .into_iter()
+                    .collect(),
+            ),
+            ..LabelSelector::default()
+        }),
+        failure_policy: Some("Fail".to_owned()),
+        side_effects: "NoneOnDryRun".to_owned(),
+        timeout_seconds: Some(10),
+        reinvocation_policy: Some("Never".to_owned()),
+        admission_review_versions: vec!["v1".to_owned()],
+        ..MutatingWebhook::default()
+    };
+    MutatingWebhookConfiguration {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..ObjectMeta::default()
+        },
+        webhooks: Some(vec![webhook]),
     }
 }
 
@@ -132,6 +215,23 @@ pub async fn apply(
     configuration: &ValidatingWebhookConfiguration,
 ) -> Result<(), WebhookError> {
     let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let name = configuration.metadata.name.clone().unwrap_or_default();
+    api.patch(
+        &name,
+        &PatchParams::apply(CONTROLLER_NAME).force(),
+        &Patch::Apply(configuration),
+    )
+    .await
+    .map_err(WebhookError::Register)?;
+    Ok(())
+}
+
+/// Server-side apply of the pod MutatingWebhookConfiguration (field manager `clb-controller`, forced).
+pub async fn apply_mutating(
+    client: &kube::Client,
+    configuration: &MutatingWebhookConfiguration,
+) -> Result<(), WebhookError> {
+    let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     let name = configuration.metadata.name.clone().unwrap_or_default();
     api.patch(
         &name,

@@ -5,6 +5,7 @@
 //! | `/ingress/v1/validate` (alias `/ingress/v1/mutate`, bcs' path; never patches) | CREATE, UPDATE | [`super::review_ingress`] |
 //! | `/portpool/v1/validate` | CREATE, UPDATE (DELETE too) | [`super::review_portpool`] |
 //! | `/portpool/v1/delete` | DELETE (CREATE/UPDATE too) | [`super::review_portpool_delete`] |
+//! | `/portpool/v1/mutate` | Pod CREATE | [`super::pod::mutate_pod`]: allocates pool ports, patches the pod |
 //! | `/healthz` | GET | 200 while serving |
 //!
 //! Bodies are capped at [`MAX_BODY_BYTES`]; each decision (cluster reads included) is bounded by the
@@ -26,15 +27,20 @@ use kube::core::admission::{
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
+use super::pod::{self, Denial};
 use super::{ClusterView, ServingCert, WebhookError};
-use crate::api::{Ingress, PortPool};
+use crate::api::{Ingress, PortBinding, PortPool};
 use crate::ingress::Settings;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
 
 pub const PATH_INGRESS: &str = "/ingress/v1/validate";
 /// bcs registers its Ingress check under this path; served for configurations written for bcs.
 pub const PATH_INGRESS_BCS: &str = "/ingress/v1/mutate";
 pub const PATH_PORTPOOL: &str = "/portpool/v1/validate";
 pub const PATH_PORTPOOL_DELETE: &str = "/portpool/v1/delete";
+/// bcs' path of the pod mutating webhook.
+pub const PATH_POD_MUTATE: &str = "/portpool/v1/mutate";
 pub const PATH_HEALTHZ: &str = "/healthz";
 /// An UPDATE review carries the object twice; etcd caps one object near 1.5 MiB.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -46,6 +52,8 @@ pub struct WebhookState {
     pub client: kube::Client,
     pub settings: Settings,
     pub request_timeout: Duration,
+    /// Pool state and metrics of the pod webhook.
+    pub pod: super::pod::PodWebhook,
 }
 
 type Review = AdmissionReview<DynamicObject>;
@@ -58,10 +66,12 @@ pub fn router(state: Arc<WebhookState>) -> Router {
     let portpool = Router::new()
         .route(PATH_PORTPOOL, post(portpool_review))
         .route(PATH_PORTPOOL_DELETE, post(portpool_review));
+    let pod = Router::new().route(PATH_POD_MUTATE, post(pod_mutate));
     let health = Router::new().route(PATH_HEALTHZ, get(|| async { "ok" }));
     Router::new()
         .merge(ingress)
         .merge(portpool)
+        .merge(pod)
         .with_state(state)
         .merge(health)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -184,6 +194,132 @@ async fn portpool_review(
     })
     .await;
     Json(respond(&request, decision).into_review())
+}
+
+pub(crate) async fn pod_mutate(
+    State(state): State<Arc<WebhookState>>,
+    Json(review): Json<Review>,
+) -> Json<Review> {
+    let request: AdmissionRequest<DynamicObject> = match review.try_into() {
+        Ok(r) => r,
+        Err(e) => return malformed(e),
+    };
+    let response = AdmissionResponse::from(&request);
+    let metrics = &state.pod.metrics;
+    if request.operation != Operation::Create {
+        return Json(response.into_review());
+    }
+    let Some(object) = &request.object else {
+        return Json(response.into_review());
+    };
+    let mut pod: Pod = match typed(object) {
+        Ok(p) => p,
+        Err(e) => return Json(pod_denied(&request, metrics, &Denial::internal(e))),
+    };
+    if !pod::wants_ports(&pod) {
+        metrics.count(true, "skipped");
+        return Json(response.into_review());
+    }
+    let pools = &state.pod.pools;
+    if !pools.is_ready() {
+        return Json(pod_denied(&request, metrics, &Denial::not_ready()));
+    }
+    if pod.metadata.namespace.as_deref().unwrap_or("").is_empty() {
+        pod.metadata.namespace = Some(
+            request
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+        );
+    }
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    // Only a fixed name can find its kept PortBinding (a generateName pod has no name yet).
+    let previous = match pod.metadata.name.as_deref().filter(|n| !n.is_empty()) {
+        None => None,
+        Some(name) => {
+            let api: Api<PortBinding> = Api::namespaced(state.client.clone(), &namespace);
+            match tokio::time::timeout(state.request_timeout, api.get_opt(name)).await {
+                Ok(Ok(found)) => found,
+                Ok(Err(e)) => {
+                    let denial = Denial::internal(format!(
+                        "clb-controller webhook cannot read the cluster: {e}"
+                    ));
+                    return Json(pod_denied(&request, metrics, &denial));
+                }
+                Err(_) => {
+                    let denial = Denial::internal(format!(
+                        "clb-controller webhook could not decide within {:?}",
+                        state.request_timeout
+                    ));
+                    return Json(pod_denied(&request, metrics, &denial));
+                }
+            }
+        }
+    };
+    let started = std::time::Instant::now();
+    let outcome = pools.with_allocator(|allocator| {
+        let outcome = pod::mutate_pod(&pod, allocator, |k, i| pools.item(k, i), previous.as_ref());
+        // A dry run must not keep ports: answer with the patch, hold nothing.
+        if request.dry_run
+            && let Ok(Some(mutation)) = &outcome
+        {
+            pod::release_all(allocator, &mutation.allocated);
+        }
+        outcome
+    });
+    metrics
+        .allocate_duration
+        .observe(started.elapsed().as_secs_f64());
+    let mutation = match outcome {
+        Ok(Some(m)) => m,
+        Ok(None) => return Json(response.into_review()),
+        Err(denial) => return Json(pod_denied(&request, metrics, &denial)),
+    };
+    let reason = match (request.dry_run, mutation.reused) {
+        (true, _) => "dry_run",
+        (false, true) => "reused",
+        (false, false) => "allocated",
+    };
+    match response.with_patch(mutation.patch) {
+        Ok(patched) => {
+            metrics.count(true, reason);
+            let ports: Vec<String> = mutation
+                .bindings
+                .iter()
+                .map(|b| {
+                    format!(
+                        "{}/{} {}:{:?} {}",
+                        b.pool_namespace, b.pool_name, b.pool_item_name, b.protocol, b.start_port
+                    )
+                })
+                .collect();
+            tracing::info!(uid = %request.uid, %namespace, name = %request.name, reused = mutation.reused, dry_run = request.dry_run, ?ports, "pod ports bound");
+            Json(patched.into_review())
+        }
+        Err(e) => {
+            if !request.dry_run {
+                pools.with_allocator(|a| pod::release_all(a, &mutation.allocated));
+            }
+            Json(pod_denied(
+                &request,
+                metrics,
+                &Denial::internal(format!("serialising the patch: {e}")),
+            ))
+        }
+    }
+}
+
+/// A denied pod review, counted and logged.
+fn pod_denied(
+    request: &AdmissionRequest<DynamicObject>,
+    metrics: &pod::PodWebhookMetrics,
+    denial: &Denial,
+) -> Review {
+    metrics.count(false, denial.reason.as_str());
+    tracing::info!(uid = %request.uid, namespace = request.namespace.as_deref().unwrap_or(""), name = %request.name, reason = denial.reason.as_str(), message = %denial.message, "pod denied");
+    AdmissionResponse::from(request)
+        .deny(denial.message.clone())
+        .into_review()
 }
 
 /// Answer to a review without a usable request.

@@ -221,6 +221,7 @@ limits:
                     owner: d.owner,
                     key: d.key,
                     known_listener_id: d.known_listener_id,
+                    cloud_name: None,
                 },
             );
         }

@@ -154,6 +154,7 @@ pub fn deleting_listener(listener: &Listener) -> DeletingListener {
         owner: owner_of(listener),
         key,
         known_listener_id: known_listener_id(listener),
+        cloud_name: listener.metadata.name.clone(),
     }
 }
 

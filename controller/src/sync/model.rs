@@ -475,8 +475,12 @@ pub struct DeletingListener {
     pub owner: OwnerRef,
     /// The key it had.
     pub key: ListenerKey,
-    /// `status.listenerID`; without one the plan deletes nothing (ownership rule).
+    /// `status.listenerID`.
     pub known_listener_id: Option<String>,
+    /// The cloud listener name this CR gave its listener at creation. Without a known id, the plan
+    /// deletes the cloud listener at exactly `key` only when it carries this name: that covers a CR
+    /// deleted while its create was in flight (the id never reached its status).
+    pub cloud_name: Option<String>,
 }
 
 /// An L7 rule as read back from DescribeListeners/DescribeTargets.

@@ -768,6 +768,26 @@ impl<'a> Planner<'a> {
             }
         }
 
+        // A deleting CR whose status never got the id (deleted while its create was in flight)
+        // still owns the cloud listener at exactly its key when that listener has the name the CR
+        // gave it. Anything else at that key is not ours and stays.
+        for d in deleting.iter().filter(|d| d.known_listener_id.is_none()) {
+            let Some(name) = d.cloud_name.as_deref() else {
+                continue;
+            };
+            if let Some(c) = self.cloud_by_key.get(&d.key)
+                && c.name == name
+                && !claimed.contains(c.id.as_str())
+                && !frozen.contains(c.id.as_str())
+            {
+                round
+                    .delete_owners
+                    .entry(c.id.as_str())
+                    .or_default()
+                    .insert(d.owner.clone());
+            }
+        }
+
         // New listeners must not overlap a cloud listener that stays (claimed ones sit at
         // accepted keys, which do not overlap each other).
         for d in to_create {

@@ -260,6 +260,7 @@ fn a_foreign_listener_is_never_touched_and_blocks_its_port() {
         owner: "ns/gone".into(),
         key: ListenerKey::single(Protocol::Tcp, 80),
         known_listener_id: None,
+        cloud_name: None,
     }];
     let (plan, after) = converge(&desired, &deleting, &cloud);
 
@@ -278,6 +279,44 @@ fn a_foreign_listener_is_never_touched_and_blocks_its_port() {
     );
     assert!(plan.blocked[0].reason.to_string().contains("lbl-foreign"));
     assert!(after.contains(&foreign));
+}
+
+#[test]
+fn a_deleting_listener_without_id_deletes_only_the_cloud_listener_it_named() {
+    // The CR was deleted while its CreateListener was in flight: the id never reached its status.
+    let mine = cloud_l4(
+        "lbl-mine",
+        ListenerKey::single(Protocol::Tcp, 9000),
+        TargetSet::new(),
+    );
+    let foreign = cloud_l4(
+        "lbl-foreign",
+        ListenerKey::single(Protocol::Tcp, 9001),
+        TargetSet::new(),
+    );
+    let cloud = vec![mine, foreign.clone()];
+    let deleting = vec![
+        DeletingListener {
+            owner: "ns/mine".into(),
+            key: ListenerKey::single(Protocol::Tcp, 9000),
+            known_listener_id: None,
+            cloud_name: Some("name-lbl-mine".into()),
+        },
+        DeletingListener {
+            owner: "ns/other".into(),
+            key: ListenerKey::single(Protocol::Tcp, 9001),
+            known_listener_id: None,
+            cloud_name: Some("lb-x-tcp-9001".into()),
+        },
+    ];
+    let (plan, after) = converge(&[], &deleting, &cloud);
+
+    assert_eq!(actions(&plan), ["DeleteLoadBalancerListeners"]);
+    assert_eq!(
+        plan.steps[0].owners.iter().cloned().collect::<Vec<_>>(),
+        vec!["ns/mine".to_string()]
+    );
+    assert_eq!(after, vec![foreign]);
 }
 
 #[test]
@@ -326,6 +365,7 @@ fn deleting_listeners_are_deleted_by_id_in_chunks_of_20() {
             owner: format!("ns/x-{i}"),
             key: ListenerKey::single(Protocol::Tcp, 1000 + i),
             known_listener_id: Some(format!("lbl-{i}")),
+            cloud_name: None,
         })
         .collect();
     // Already gone, and never synced: nothing to send for them.
@@ -333,6 +373,7 @@ fn deleting_listeners_are_deleted_by_id_in_chunks_of_20() {
         owner: "ns/already-gone".into(),
         key: ListenerKey::single(Protocol::Tcp, 2000),
         known_listener_id: Some("lbl-missing".into()),
+        cloud_name: None,
     });
     let (plan, after) = converge(&[], &deleting, &cloud);
 
@@ -575,6 +616,7 @@ fn a_blocked_cr_keeps_its_listener() {
         owner: "ns/old".into(),
         key: ListenerKey::single(Protocol::Tcp, 80),
         known_listener_id: Some("lbl-1".into()),
+        cloud_name: None,
     }];
     let (plan, after) = converge(&[d], &deleting, &cloud);
     assert!(plan.steps.is_empty());
@@ -604,6 +646,7 @@ fn step_owners_are_exactly_the_crs_served() {
         owner: "ns/b".into(),
         key: ListenerKey::single(Protocol::Tcp, 2),
         known_listener_id: Some("lbl-b".into()),
+        cloud_name: None,
     }];
     let (plan, _) = converge(&desired, &deleting, &cloud);
     let served: Vec<BTreeSet<OwnerRef>> = plan.steps.iter().map(|s| s.owners.clone()).collect();
@@ -1011,6 +1054,7 @@ fn arb_scenario() -> impl Strategy<
                     owner: format!("ns/x{i}"),
                     key,
                     known_listener_id: pick_known(&known, &cloud),
+                    cloud_name: None,
                 })
                 .collect();
             (limits, desired, deleting, cloud)

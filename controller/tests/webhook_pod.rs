@@ -340,8 +340,9 @@ async fn pod_gets_a_pool_port_through_the_api_server() {
     let _ = mutating
         .delete(&config_name, &DeleteParams::default())
         .await;
-    let _ = pools.delete("test-pool1", &DeleteParams::default()).await;
+    // The validating webhook refuses the deletion while the pod's PortBinding is being cleaned: retry.
     eventually("pool gone", || async {
+        let _ = pools.delete("test-pool1", &DeleteParams::default()).await;
         matches!(pools.get_opt("test-pool1").await, Ok(None)).then_some(())
     })
     .await;

@@ -268,11 +268,13 @@ async fn portpool_and_ingress_admission_through_the_api_server() {
         .await
         .expect("an ingress off the pool's ports is admitted");
 
-    // Deleting a pool that still has bindings is denied with their names.
+    // Deleting a pool that still has bindings is denied with their names. The binding has no pod, so the
+    // PortBinding controller would clean and delete it at once; the keep duration holds it for the test.
     let binding: PortBinding = serde_json::from_value(json!({
         "apiVersion": "networkextension.bkbcs.tencent.com/v1",
         "kind": "PortBinding",
-        "metadata": {"name": "pod-0"},
+        "metadata": {"name": "pod-0",
+            "annotations": {"keepduration.portbinding.bkbcs.tencent.com": "1h"}},
         "spec": {"portBindingList": [{
             "poolName": "pool", "poolNamespace": ns, "poolItemName": "a",
             "protocol": "TCP", "startPort": 30000, "endPort": 0, "rsStartPort": 8080,

@@ -11,6 +11,8 @@ pub mod listener;
 pub mod mapping;
 pub mod metrics_server;
 pub mod pools;
+pub mod portbinding;
+pub mod portbinding_plan;
 pub mod portpool;
 pub mod portpool_plan;
 pub mod status;
@@ -169,6 +171,8 @@ pub async fn run(config: RuntimeConfig) -> Result<RuntimeHandle, RuntimeError> {
         metrics: crate::webhook::pod::PodWebhookMetrics::default(),
     };
     pod_webhook.metrics.register(&mut registry);
+    let portbinding_metrics = portbinding::PortBindingMetrics::default();
+    portbinding_metrics.register(&mut registry);
     let (metrics_addr, metrics_task) = metrics_server::serve(
         config.metrics_addr,
         Arc::new(metrics_server::MetricsState {
@@ -214,7 +218,14 @@ pub async fn run(config: RuntimeConfig) -> Result<RuntimeHandle, RuntimeError> {
 
     let supervised_pools = pool_state.clone();
     let task = tokio::spawn(async move {
-        supervise(ctx, supervised_pools, leader_rx, shutdown_rx).await;
+        supervise(
+            ctx,
+            supervised_pools,
+            portbinding_metrics,
+            leader_rx,
+            shutdown_rx,
+        )
+        .await;
         // Work has stopped: only now may another replica take over.
         elector_stop_tx.send_replace(true);
         if let Some(elector) = elector {
@@ -242,6 +253,7 @@ pub async fn run(config: RuntimeConfig) -> Result<RuntimeHandle, RuntimeError> {
 async fn supervise(
     ctx: listener::ReconcilerContext,
     pool_state: Arc<pools::PoolState>,
+    portbinding_metrics: portbinding::PortBindingMetrics,
     mut leader: watch::Receiver<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -260,6 +272,14 @@ async fn supervise(
         ));
         let portpool_work = tokio::spawn(portpool::run_while_leader(
             portpool::PortPoolContext::from_listener_context(&ctx, pool_state.clone()),
+            stop_rx.clone(),
+        ));
+        let portbinding_work = tokio::spawn(portbinding::run_while_leader(
+            portbinding::PortBindingContext {
+                client: ctx.client.clone(),
+                pool_state: pool_state.clone(),
+                metrics: portbinding_metrics.clone(),
+            },
             stop_rx,
         ));
         let stopping = tokio::select! {
@@ -285,6 +305,11 @@ async fn supervise(
             && e.is_panic()
         {
             tracing::error!("portpool reconciler panicked");
+        }
+        if let Err(e) = portbinding_work.await
+            && e.is_panic()
+        {
+            tracing::error!("portbinding reconciler panicked");
         }
         pool_state.set_ready(false);
         ctx.health.leader.store(false, Ordering::Release);

@@ -1,0 +1,677 @@
+//! The PortBinding controller (reference §6.4): turns a pod's `poolbindings` annotation into a PortBinding, puts
+//! the pod on the pool Listener CRs it was given (server-side apply owning only `spec.targetGroup`), reports
+//! Ready/NotReady on the binding, the pod annotation and the pod readiness condition (both directions, unlike
+//! bcs' Q7), and once the pod is gone empties the listeners, keeps the binding for `keepduration` and finally
+//! deletes it and releases its ports. Decisions come from the pure [`super::portbinding_plan`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::RuntimeError;
+use super::listener::wait_true;
+use super::pools::PoolState;
+use super::portbinding_plan::{
+    DesiredTarget, ListenerView, Observed, Phase, Step, bound_listeners, desired_targets,
+    format_time, listeners_cleaned, next_step, parse_keep_duration, parse_time, targets_ready,
+};
+use super::portpool_plan::OWNER_KIND_PORTPOOL;
+use crate::allocator::{PoolKey, RequestProtocol};
+use crate::annotations::{self, parse_pool_bindings};
+use crate::api::{
+    Listener, PortBinding, PortBindingItem, PortBindingSpec, PortBindingStatus,
+    PortBindingStatusItem, keys,
+};
+
+/// Field manager owning `spec.targetGroup` (and the source labels) of pool Listener CRs.
+pub const FIELD_MANAGER: &str = "clb-controller-portbinding";
+/// Recheck delay while a binding is not Ready or is cleaning (bcs: 3 s).
+const RECHECK: Duration = Duration::from_secs(2);
+/// Every binding is looked at this often even without an event.
+const RESYNC: Duration = Duration::from_secs(60);
+const BACKOFF: Duration = Duration::from_secs(5);
+
+/// Metrics of the PortBinding controller.
+#[derive(Clone)]
+pub struct PortBindingMetrics {
+    /// Seconds from creating a PortBinding to its first Ready.
+    pub bind_latency: Histogram,
+}
+
+impl Default for PortBindingMetrics {
+    fn default() -> Self {
+        PortBindingMetrics {
+            bind_latency: Histogram::new(exponential_buckets(0.1, 2.0, 12)),
+        }
+    }
+}
+
+impl PortBindingMetrics {
+    /// Registers under the `clb_controller_` prefix.
+    pub fn register(&self, registry: &mut Registry) {
+        registry
+            .sub_registry_with_prefix("clb_controller")
+            .register(
+                "portpool_bind_latency_seconds",
+                "Seconds from PortBinding creation to Ready",
+                self.bind_latency.clone(),
+            );
+    }
+}
+
+/// What the PortBinding controller needs from the runtime.
+#[derive(Clone)]
+pub struct PortBindingContext {
+    pub client: kube::Client,
+    pub pool_state: Arc<PoolState>,
+    pub metrics: PortBindingMetrics,
+}
+
+type Key = (String, String);
+
+struct Reconciler {
+    ctx: PortBindingContext,
+    pods: Store<Pod>,
+    bindings: Store<PortBinding>,
+    listeners: Store<Listener>,
+    /// When this leader created a binding, for the bind latency.
+    created: HashMap<Key, Instant>,
+}
+
+/// Watches pods, PortBindings and pool Listener CRs and reconciles bindings until `stop` turns true.
+pub async fn run_while_leader(ctx: PortBindingContext, mut stop: watch::Receiver<bool>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Key>();
+    let mut tasks = JoinSet::new();
+    let pods = spawn_reflector(
+        &mut tasks,
+        Api::all(ctx.client.clone()),
+        watcher::Config::default(),
+        &tx,
+        |p: &Pod| {
+            p.annotations()
+                .contains_key(annotations::POOL_BINDINGS)
+                .then(|| key_of(p))
+                .into_iter()
+                .collect()
+        },
+    );
+    let bindings = spawn_reflector(
+        &mut tasks,
+        Api::all(ctx.client.clone()),
+        watcher::Config::default(),
+        &tx,
+        |b: &PortBinding| vec![key_of(b)],
+    );
+    let owned = watcher::Config::default().labels(&format!(
+        "{}={}",
+        keys::LABEL_OWNER_KIND,
+        OWNER_KIND_PORTPOOL
+    ));
+    let listeners = spawn_reflector(
+        &mut tasks,
+        Api::all(ctx.client.clone()),
+        owned,
+        &tx,
+        |l: &Listener| {
+            let labels = l.labels();
+            match (
+                labels.get(keys::LABEL_SOURCE_NAMESPACE),
+                labels.get(keys::LABEL_SOURCE_NAME),
+            ) {
+                (Some(ns), Some(name)) => vec![(ns.clone(), name.clone())],
+                _ => Vec::new(),
+            }
+        },
+    );
+    tokio::select! {
+        _ = wait_true(&mut stop) => { tasks.shutdown().await; return; }
+        _ = async { let _ = futures::join!(pods.wait_until_ready(), bindings.wait_until_ready(), listeners.wait_until_ready()); } => {
+            tracing::info!("portbinding caches synced")
+        }
+    }
+    let mut reconciler = Reconciler {
+        ctx,
+        pods,
+        bindings,
+        listeners,
+        created: HashMap::new(),
+    };
+    let mut due: HashMap<Key, Instant> = HashMap::new();
+    let mut resync = tokio::time::interval(RESYNC);
+    loop {
+        let next = due.values().min().copied();
+        tokio::select! {
+            _ = wait_true(&mut stop) => break,
+            Some(key) = rx.recv() => { due.insert(key, Instant::now()); }
+            _ = resync.tick() => {
+                for key in reconciler.all_keys() {
+                    due.entry(key).or_insert_with(Instant::now);
+                }
+            }
+            _ = sleep_until(next) => {
+                let now = Instant::now();
+                let Some(key) = due.iter().find(|(_, at)| **at <= now).map(|(k, _)| k.clone()) else { continue };
+                due.remove(&key);
+                let outcome = tokio::select! {
+                    _ = wait_true(&mut stop) => break,
+                    r = reconciler.reconcile(&key) => r,
+                };
+                match outcome {
+                    Ok(Some(after)) => {
+                        let at = Instant::now() + after;
+                        let slot = due.entry(key).or_insert(at);
+                        *slot = (*slot).min(at);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(namespace = %key.0, name = %key.1, error = %e, retry_in = ?BACKOFF, "portbinding reconcile failed");
+                        due.insert(key, Instant::now() + BACKOFF);
+                    }
+                }
+            }
+        }
+    }
+    tasks.shutdown().await;
+}
+
+impl Reconciler {
+    fn all_keys(&self) -> Vec<Key> {
+        let mut keys: Vec<Key> = self.bindings.state().iter().map(|b| key_of(&**b)).collect();
+        keys.extend(
+            self.pods
+                .state()
+                .iter()
+                .filter(|p| p.annotations().contains_key(annotations::POOL_BINDINGS))
+                .map(|p| key_of(&**p)),
+        );
+        keys
+    }
+
+    fn listener_view(&self, namespace: &str, name: &str) -> Option<ListenerView> {
+        let listener = self
+            .listeners
+            .get(&ObjectRef::new(name).within(namespace))?;
+        Some(ListenerView {
+            synced: listener.status.as_ref().and_then(|s| s.status.as_deref())
+                == Some(keys::LISTENER_STATUS_SYNCED),
+            backends: listener
+                .spec
+                .target_group
+                .as_ref()
+                .map(|tg| tg.backends.clone())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// One pass for one pod/binding name; returns when to look again.
+    async fn reconcile(&mut self, key: &Key) -> Result<Option<Duration>, RuntimeError> {
+        let (ns, name) = key;
+        let pod = self.pods.get(&ObjectRef::new(name).within(ns));
+        let pod_items = pod.as_deref().and_then(pod_binding_items);
+        let alive = pod.as_deref().is_some_and(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && !matches!(
+                    p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                    Some("Failed" | "Succeeded")
+                )
+        }) && pod_items.is_some();
+        let binding = self.bindings.get(&ObjectRef::new(name).within(ns));
+        let Some(binding) = binding else {
+            if let (true, Some(pod), Some(items)) = (alive, pod.as_deref(), pod_items) {
+                self.create_binding(ns, name, pod, items).await?;
+                return Ok(Some(Duration::ZERO));
+            }
+            return Ok(None);
+        };
+        let items = binding.spec.port_binding_list.clone();
+        let status = binding.status.clone().unwrap_or_default();
+        let targets = match pod.as_deref() {
+            Some(pod) if alive => desired_targets(&items, |i| endpoint(pod, i)),
+            _ => Vec::new(),
+        };
+        let listeners = bound_listeners(&items);
+        let observed = Observed {
+            phase: Phase::parse(&status.status),
+            pod_alive: alive,
+            targets_ready: targets_ready(&targets, |ns, n| self.listener_view(ns, n)),
+            listeners_cleaned: listeners_cleaned(&listeners, |ns, n| self.listener_view(ns, n)),
+            keep: binding
+                .annotations()
+                .get(annotations::KEEP_DURATION)
+                .and_then(|v| parse_keep_duration(v)),
+            cleaned_at: parse_time(&status.update_time),
+            now: SystemTime::now(),
+        };
+        let step = next_step(&observed);
+        tracing::debug!(namespace = %ns, name = %name, ?step, "portbinding step");
+        match step {
+            Step::Bind(phase) => {
+                for target in &targets {
+                    self.ensure_target(target, ns, name).await?;
+                }
+                self.write_status(ns, name, &items, &status, phase, String::new())
+                    .await?;
+                if let Some(pod) = pod.as_deref() {
+                    self.update_pod(pod, phase == Phase::Ready).await?;
+                }
+                if phase == Phase::Ready {
+                    if let Some(at) = self.created.remove(key) {
+                        self.ctx
+                            .metrics
+                            .bind_latency
+                            .observe(at.elapsed().as_secs_f64());
+                    }
+                    Ok(None)
+                } else {
+                    Ok(Some(RECHECK))
+                }
+            }
+            Step::Clean(phase) => {
+                for (lns, lname) in &listeners {
+                    self.clear_targets(lns, lname).await?;
+                }
+                let update_time = if phase == Phase::Cleaned {
+                    format_time(SystemTime::now())
+                } else {
+                    status.update_time.clone()
+                };
+                self.write_status(ns, name, &items, &status, phase, update_time)
+                    .await?;
+                Ok(Some(if phase == Phase::Cleaned {
+                    Duration::ZERO
+                } else {
+                    RECHECK
+                }))
+            }
+            Step::Keep { until } => Ok(Some(
+                until
+                    .duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO),
+            )),
+            Step::Delete => {
+                let api: Api<PortBinding> = Api::namespaced(self.ctx.client.clone(), ns);
+                match api.delete(name, &DeleteParams::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+                self.release(&items);
+                self.created.remove(key);
+                tracing::info!(namespace = %ns, name = %name, "portbinding deleted and ports released");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn create_binding(
+        &mut self,
+        ns: &str,
+        name: &str,
+        pod: &Pod,
+        items: Vec<PortBindingItem>,
+    ) -> Result<(), RuntimeError> {
+        let mut annotations_out = std::collections::BTreeMap::new();
+        if let Some(keep) = pod.annotations().get(annotations::KEEP_DURATION) {
+            annotations_out.insert(annotations::KEEP_DURATION.to_owned(), keep.clone());
+        }
+        let mut binding = PortBinding::new(
+            name,
+            PortBindingSpec {
+                port_binding_list: items,
+            },
+        );
+        binding.metadata.namespace = Some(ns.to_owned());
+        binding.metadata.annotations = Some(annotations_out);
+        binding.metadata.labels = Some(
+            [(
+                keys::LABEL_PORTBINDING_TYPE.to_owned(),
+                keys::PORTBINDING_TYPE_POD.to_owned(),
+            )]
+            .into(),
+        );
+        let api: Api<PortBinding> = Api::namespaced(self.ctx.client.clone(), ns);
+        match api.create(&PostParams::default(), &binding).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        self.created
+            .insert((ns.to_owned(), name.to_owned()), Instant::now());
+        tracing::info!(namespace = %ns, name = %name, "portbinding created");
+        Ok(())
+    }
+
+    /// Makes `target.backend` the only backend of its listener. The status goes NotSynced first so a stale
+    /// `Synced` is never read as "synced with the new backend" (bcs does the same).
+    async fn ensure_target(
+        &self,
+        target: &DesiredTarget,
+        ns: &str,
+        name: &str,
+    ) -> Result<(), RuntimeError> {
+        let Some(listener) = self
+            .listeners
+            .get(&ObjectRef::new(&target.listener).within(&target.namespace))
+        else {
+            return Ok(());
+        };
+        if listener.labels().get(keys::LABEL_OWNER_NAME) != Some(&target.pool) {
+            return Ok(());
+        }
+        let backends = listener
+            .spec
+            .target_group
+            .as_ref()
+            .map(|tg| tg.backends.as_slice())
+            .unwrap_or_default();
+        let labelled = listener
+            .labels()
+            .get(keys::LABEL_SOURCE_NAME)
+            .map(String::as_str)
+            == Some(name)
+            && listener
+                .labels()
+                .get(keys::LABEL_SOURCE_NAMESPACE)
+                .map(String::as_str)
+                == Some(ns);
+        if backends == std::slice::from_ref(&target.backend) && labelled {
+            return Ok(());
+        }
+        let api: Api<Listener> = Api::namespaced(self.ctx.client.clone(), &target.namespace);
+        mark_not_synced(&api, &target.listener).await?;
+        let apply = json!({
+            "apiVersion": Listener::api_version(&()),
+            "kind": Listener::kind(&()),
+            "metadata": {
+                "name": target.listener,
+                "labels": {
+                    keys::LABEL_SOURCE_NAMESPACE: ns,
+                    keys::LABEL_SOURCE_NAME: name,
+                },
+            },
+            "spec": {"targetGroup": {
+                "protocol": target.protocol,
+                "backends": [target.backend],
+            }},
+        });
+        api.patch(
+            &target.listener,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&apply),
+        )
+        .await?;
+        tracing::info!(listener = %target.listener, ip = %target.backend.ip, port = target.backend.port, "pool listener target set");
+        Ok(())
+    }
+
+    /// Drops everything this manager owns on the listener (targets and source labels).
+    async fn clear_targets(&self, ns: &str, listener_name: &str) -> Result<(), RuntimeError> {
+        let Some(listener) = self
+            .listeners
+            .get(&ObjectRef::new(listener_name).within(ns))
+        else {
+            return Ok(());
+        };
+        let has_targets = listener
+            .spec
+            .target_group
+            .as_ref()
+            .is_some_and(|tg| !tg.backends.is_empty());
+        let labelled = listener.labels().contains_key(keys::LABEL_SOURCE_NAME);
+        if !has_targets && !labelled {
+            return Ok(());
+        }
+        let api: Api<Listener> = Api::namespaced(self.ctx.client.clone(), ns);
+        if has_targets {
+            mark_not_synced(&api, listener_name).await?;
+        }
+        let apply = json!({
+            "apiVersion": Listener::api_version(&()),
+            "kind": Listener::kind(&()),
+            "metadata": {"name": listener_name},
+        });
+        api.patch(
+            listener_name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&apply),
+        )
+        .await?;
+        tracing::info!(listener = %listener_name, "pool listener targets removed");
+        Ok(())
+    }
+
+    async fn write_status(
+        &self,
+        ns: &str,
+        name: &str,
+        items: &[PortBindingItem],
+        current: &PortBindingStatus,
+        phase: Phase,
+        update_time: String,
+    ) -> Result<(), RuntimeError> {
+        let item_status = match phase {
+            Phase::Ready => keys::PORTBINDING_ITEM_STATUS_READY,
+            Phase::NotReady => keys::PORTBINDING_ITEM_STATUS_NOT_READY,
+            Phase::Cleaning => keys::PORTBINDING_ITEM_STATUS_DELETING,
+            Phase::Cleaned => keys::PORTBINDING_ITEM_STATUS_CLEANED,
+        };
+        let next = PortBindingStatus {
+            status: phase.as_str().to_owned(),
+            update_time,
+            port_binding_type: Some(keys::PORTBINDING_TYPE_POD.to_owned()),
+            port_pool_bind_status_list: items
+                .iter()
+                .map(|i| PortBindingStatusItem {
+                    pool_name: i.pool_name.clone(),
+                    pool_namespace: i.pool_namespace.clone(),
+                    pool_item_name: i.pool_item_name.clone(),
+                    start_port: i.start_port,
+                    end_port: i.end_port,
+                    status: item_status.to_owned(),
+                    uptime_check_status: None,
+                })
+                .collect(),
+        };
+        if *current == next {
+            return Ok(());
+        }
+        let api: Api<PortBinding> = Api::namespaced(self.ctx.client.clone(), ns);
+        api.patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "status": next })),
+        )
+        .await?;
+        if current.status != next.status {
+            tracing::info!(namespace = %ns, name = %name, status = %next.status, "portbinding status");
+        }
+        Ok(())
+    }
+
+    /// The status annotation and, when the pod has the readiness gate, the pod condition.
+    async fn update_pod(&self, pod: &Pod, ready: bool) -> Result<(), RuntimeError> {
+        let ns = pod.namespace().unwrap_or_default();
+        let name = pod.name_any();
+        let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &ns);
+        let wanted = if ready {
+            keys::PORTPOOL_STATUS_READY
+        } else {
+            keys::PORTPOOL_STATUS_NOT_READY
+        };
+        if pod
+            .annotations()
+            .get(annotations::STATUS)
+            .map(String::as_str)
+            != Some(wanted)
+        {
+            let patch = json!({"metadata": {"annotations": {annotations::STATUS: wanted}}});
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+        }
+        let gated = pod.spec.as_ref().is_some_and(|s| {
+            s.readiness_gates
+                .iter()
+                .flatten()
+                .any(|g| g.condition_type == annotations::READINESS_GATE_CONDITION)
+        });
+        if !gated {
+            return Ok(());
+        }
+        let status = if ready { "True" } else { "False" };
+        let current = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| {
+                c.iter()
+                    .find(|c| c.type_ == annotations::READINESS_GATE_CONDITION)
+            })
+            .map(|c| c.status.as_str());
+        if current == Some(status) {
+            return Ok(());
+        }
+        let message = if ready {
+            keys::CONDITION_MESSAGE_BOUND
+        } else {
+            keys::CONDITION_MESSAGE_NOT_BOUND
+        };
+        let patch = json!({"status": {"conditions": [{
+            "type": annotations::READINESS_GATE_CONDITION,
+            "status": status,
+            "message": message,
+            "lastTransitionTime": format_time(SystemTime::now()),
+        }]}});
+        api.patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch))
+            .await?;
+        Ok(())
+    }
+
+    fn release(&self, items: &[PortBindingItem]) {
+        self.ctx.pool_state.with_allocator(|allocator| {
+            for item in items {
+                let protocol = match item.protocol.as_str() {
+                    "TCP" => RequestProtocol::Tcp,
+                    "UDP" => RequestProtocol::Udp,
+                    _ => continue,
+                };
+                let Ok(port) = u16::try_from(item.start_port) else {
+                    continue;
+                };
+                let pool = PoolKey::new(item.pool_namespace.clone(), item.pool_name.clone());
+                if let Err(e) = allocator.release(&pool, &item.pool_item_name, protocol, port) {
+                    tracing::warn!(pool = %pool, item = %item.pool_item_name, port, error = %e, "releasing port failed");
+                }
+            }
+        });
+    }
+}
+
+/// Merge-patches `status.status` to NotSynced (status subresource).
+async fn mark_not_synced(api: &Api<Listener>, name: &str) -> Result<(), RuntimeError> {
+    let patch = json!({"status": {"status": keys::LISTENER_STATUS_NOT_SYNCED}});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+/// The pod's bindings annotation as PortBinding items (same JSON shape); `None` when absent or unreadable.
+fn pod_binding_items(pod: &Pod) -> Option<Vec<PortBindingItem>> {
+    let raw = pod.annotations().get(annotations::POOL_BINDINGS)?;
+    let parsed = match parse_pool_bindings(raw) {
+        Ok(items) => items,
+        Err(e) => {
+            tracing::warn!(pod = %pod.name_any(), error = %e, "unreadable bindings annotation");
+            return None;
+        }
+    };
+    let value = serde_json::to_value(parsed).ok()?;
+    match serde_json::from_value(value) {
+        Ok(items) => Some(items),
+        Err(e) => {
+            tracing::warn!(pod = %pod.name_any(), error = %e, "bindings annotation does not map to PortBinding items");
+            None
+        }
+    }
+}
+
+/// Pod IP and container port, or host IP and the container port's hostPort when the item says `hostPort`.
+fn endpoint(pod: &Pod, item: &PortBindingItem) -> Option<(String, i32)> {
+    let status = pod.status.as_ref()?;
+    if item.host_port == Some(true) {
+        let host_ip = status.host_ip.clone().filter(|ip| !ip.is_empty())?;
+        let host_port = pod
+            .spec
+            .as_ref()?
+            .containers
+            .iter()
+            .flat_map(|c| c.ports.iter().flatten())
+            .find(|p| p.container_port == item.rs_start_port)
+            .and_then(|p| p.host_port)?;
+        return Some((host_ip, host_port));
+    }
+    let ip = status.pod_ip.clone().filter(|ip| !ip.is_empty())?;
+    Some((ip, item.rs_start_port))
+}
+
+fn key_of<K: Resource>(obj: &K) -> Key {
+    (
+        obj.meta().namespace.clone().unwrap_or_default(),
+        obj.meta().name.clone().unwrap_or_default(),
+    )
+}
+
+fn spawn_reflector<K, F>(
+    tasks: &mut JoinSet<()>,
+    api: Api<K>,
+    config: watcher::Config,
+    tx: &mpsc::UnboundedSender<Key>,
+    mut map: F,
+) -> Store<K>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Default,
+    F: FnMut(&K) -> Vec<Key> + Send + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher::watcher(api, config).default_backoff())
+        .touched_objects();
+    let tx = tx.clone();
+    tasks.spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(obj) => {
+                    for key in map(&obj) {
+                        if tx.send(key).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, kind = std::any::type_name::<K>(), "watch failed; retrying with backoff")
+                }
+            }
+        }
+    });
+    reader
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => futures::future::pending().await,
+    }
+}

@@ -82,7 +82,7 @@ cluster-status: harness-bin ## Show the local cluster's processes and health
 	$(HARNESS) cluster status --state-dir $(CLUSTER_STATE_DIR)
 
 # Integration tests that need the local control plane (#[ignore]d in a plain `cargo test`).
-CLUSTER_TESTS := cluster scenarios runtime_listener runtime_ingress runtime_portpool webhook_validate webhook_pod runtime_portbinding
+CLUSTER_TESTS := cluster scenarios runtime_listener runtime_ingress runtime_portpool webhook_validate webhook_pod runtime_portbinding runtime_portleak
 
 test-cluster: test-bins ## Cluster integration tests on their own cluster, stopped even on failure
 	@set -euo pipefail; \

@@ -94,6 +94,11 @@ pub struct RunFlags {
     #[arg(long, env = "CLB_RESYNC_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub resync_interval: Duration,
 
+    /// Ports the pod webhook allocated that no stored pod or PortBinding records after this long are released
+    /// by the leader's leak checker (checked every quarter of it). A bare number is seconds.
+    #[arg(long, env = "PORT_LEAK_THRESHOLD_SECONDS", default_value = "300", value_parser = parse_seconds, value_name = "DURATION")]
+    pub port_leak_threshold: Duration,
+
     /// Address of /metrics, /healthz and /readyz.
     #[arg(
         long,
@@ -218,8 +223,21 @@ impl RunFlags {
             install_crds: self.install_crds,
             instance,
             webhook,
+            port_leak_threshold: self.port_leak_threshold,
         })
     }
+}
+
+/// A duration given as whole seconds (`300`, as bcs' PORT_LEAK_THRESHOLD_SECONDS) or humantime (`5m`); not 0.
+fn parse_seconds(value: &str) -> Result<Duration, String> {
+    let parsed = match value.trim().parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(value.trim()).map_err(|e| e.to_string())?,
+    };
+    if parsed.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(parsed)
 }
 
 fn hostname() -> String {
@@ -391,5 +409,18 @@ impl WebhookFlags {
             },
             request_timeout: self.webhook_timeout,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leak_threshold_takes_bare_seconds_or_a_duration_but_not_zero() {
+        assert_eq!(parse_seconds("300"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_seconds("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("soon").is_err());
     }
 }

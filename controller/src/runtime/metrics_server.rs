@@ -66,6 +66,10 @@ pub struct RuntimeMetrics {
     pub pool_capacity: Family<PoolItemLabels, Gauge>,
     /// Ports (or segments) held of each pool item and protocol.
     pub pool_used: Family<PoolItemLabels, Gauge>,
+    /// Webhook allocations released by the leak checker (no pod or PortBinding recorded them).
+    pub pool_leaked_reclaimed: Counter,
+    /// Ports found claimed by two different holders while rebuilding the allocator.
+    pub pool_duplicate_holdings: Family<PoolItemLabels, Counter>,
 }
 
 impl RuntimeMetrics {
@@ -106,6 +110,16 @@ impl RuntimeMetrics {
             "portpool_used",
             "Ports (or segments) held of each port-pool item and protocol",
             self.pool_used.clone(),
+        );
+        r.register(
+            "portpool_leaked_ports_reclaimed",
+            "Ports allocated at admission that no stored pod or PortBinding recorded, released by the leak checker",
+            self.pool_leaked_reclaimed.clone(),
+        );
+        r.register(
+            "portpool_duplicate_holdings",
+            "Ports claimed by two different pods or PortBindings, found while rebuilding the allocator",
+            self.pool_duplicate_holdings.clone(),
         );
     }
 

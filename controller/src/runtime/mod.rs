@@ -13,6 +13,7 @@ pub mod metrics_server;
 pub mod pools;
 pub mod portbinding;
 pub mod portbinding_plan;
+pub mod portleak;
 pub mod portpool;
 pub mod portpool_plan;
 pub mod status;
@@ -83,6 +84,9 @@ pub struct RuntimeConfig {
     pub instance: String,
     /// Serve the admission webhooks (every replica; see [`crate::webhook`]); `None` = off.
     pub webhook: Option<crate::webhook::WebhookConfig>,
+    /// Ports the webhook allocated that no pod or PortBinding records after this long are released
+    /// ([`portleak`]; bcs: PORT_LEAK_THRESHOLD_SECONDS).
+    pub port_leak_threshold: Duration,
 }
 
 /// A running runtime. Dropping it does not stop it; call [`RuntimeHandle::shutdown`].
@@ -217,11 +221,13 @@ pub async fn run(config: RuntimeConfig) -> Result<RuntimeHandle, RuntimeError> {
     });
 
     let supervised_pools = pool_state.clone();
+    let leak_threshold = config.port_leak_threshold;
     let task = tokio::spawn(async move {
         supervise(
             ctx,
             supervised_pools,
             portbinding_metrics,
+            leak_threshold,
             leader_rx,
             shutdown_rx,
         )
@@ -254,6 +260,7 @@ async fn supervise(
     ctx: listener::ReconcilerContext,
     pool_state: Arc<pools::PoolState>,
     portbinding_metrics: portbinding::PortBindingMetrics,
+    leak_threshold: Duration,
     mut leader: watch::Receiver<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -279,6 +286,15 @@ async fn supervise(
                 client: ctx.client.clone(),
                 pool_state: pool_state.clone(),
                 metrics: portbinding_metrics.clone(),
+            },
+            stop_rx.clone(),
+        ));
+        let leak_work = tokio::spawn(portleak::run_while_leader(
+            portleak::LeakCheckContext {
+                client: ctx.client.clone(),
+                pool_state: pool_state.clone(),
+                reclaimed: ctx.metrics.pool_leaked_reclaimed.clone(),
+                threshold: leak_threshold,
             },
             stop_rx,
         ));
@@ -310,6 +326,11 @@ async fn supervise(
             && e.is_panic()
         {
             tracing::error!("portbinding reconciler panicked");
+        }
+        if let Err(e) = leak_work.await
+            && e.is_panic()
+        {
+            tracing::error!("port leak checker panicked");
         }
         pool_state.set_ready(false);
         ctx.health.leader.store(false, Ordering::Release);

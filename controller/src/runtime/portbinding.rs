@@ -4,7 +4,7 @@
 //! bcs' Q7), and once the pod is gone empties the listeners, keeps the binding for `keepduration` and finally
 //! deletes it and releases its ports. Decisions come from the pure [`super::portbinding_plan`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -27,8 +27,10 @@ use super::pools::PoolState;
 use super::portbinding_plan::{
     DesiredTarget, ListenerView, Observed, Phase, Step, bound_listeners, desired_targets,
     format_time, listeners_cleaned, next_step, parse_keep_duration, parse_time, targets_ready,
+    with_current_external,
 };
-use super::portpool_plan::OWNER_KIND_PORTPOOL;
+use super::portleak::claims_of;
+use super::portpool_plan::{HeldPort, OWNER_KIND_PORTPOOL};
 use crate::allocator::{PoolKey, RequestProtocol};
 use crate::annotations::{self, parse_pool_bindings};
 use crate::api::{
@@ -229,6 +231,7 @@ impl Reconciler {
                 )
         }) && pod_items.is_some();
         let binding = self.bindings.get(&ObjectRef::new(name).within(ns));
+        self.confirm_pending(pod.as_deref(), binding.as_deref());
         let Some(binding) = binding else {
             if let (true, Some(pod), Some(items)) = (alive, pod.as_deref(), pod_items) {
                 self.create_binding(ns, name, pod, items).await?;
@@ -511,13 +514,21 @@ impl Reconciler {
         } else {
             keys::PORTPOOL_STATUS_NOT_READY
         };
+        let mut changes = serde_json::Map::new();
         if pod
             .annotations()
             .get(annotations::STATUS)
             .map(String::as_str)
             != Some(wanted)
         {
-            let patch = json!({"metadata": {"annotations": {annotations::STATUS: wanted}}});
+            changes.insert(annotations::STATUS.to_string(), json!(wanted));
+        }
+        if let Some(bindings) = self.current_bindings(pod) {
+            changes.insert(annotations::POOL_BINDINGS.to_string(), json!(bindings));
+            tracing::info!(namespace = %ns, pod = %name, "pool item external changed; pod bindings annotation updated");
+        }
+        if !changes.is_empty() {
+            let patch = json!({"metadata": {"annotations": changes}});
             api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await?;
         }
@@ -557,6 +568,30 @@ impl Reconciler {
         api.patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch))
             .await?;
         Ok(())
+    }
+
+    /// The pod's bindings annotation re-rendered when a pool item's `external` changed since admission.
+    fn current_bindings(&self, pod: &Pod) -> Option<String> {
+        let items = parse_pool_bindings(pod.annotations().get(annotations::POOL_BINDINGS)?).ok()?;
+        let updated = with_current_external(&items, |pool, item| {
+            self.ctx.pool_state.item(pool, item).map(|s| s.external)
+        })?;
+        match annotations::render_pool_bindings(&updated) {
+            Ok(rendered) => Some(rendered),
+            Err(e) => {
+                tracing::warn!(pod = %pod.name_any(), error = %e, "cannot render the bindings annotation");
+                None
+            }
+        }
+    }
+
+    /// The ports a stored pod or PortBinding records are no longer pending (leak checker, [`super::portleak`]).
+    fn confirm_pending(&self, pod: Option<&Pod>, binding: Option<&PortBinding>) {
+        let held: BTreeSet<HeldPort> = claims_of(binding, pod)
+            .into_iter()
+            .map(|c| c.port)
+            .collect();
+        self.ctx.pool_state.confirm_pending(&held);
     }
 
     fn release(&self, items: &[PortBindingItem]) {

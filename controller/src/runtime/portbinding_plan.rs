@@ -4,6 +4,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::allocator::PoolKey;
+use crate::annotations::PoolBindingItem;
 use crate::api::naming::pool_listener_name;
 use crate::api::{ListenerBackend, PortBindingItem, Protocol, keys};
 
@@ -226,6 +228,57 @@ pub fn format_time(t: SystemTime) -> String {
 /// Reads `status.updateTime`.
 pub fn parse_time(value: &str) -> Option<SystemTime> {
     humantime::parse_rfc3339_weak(value).ok()
+}
+
+/// The pod's bindings with each `external` set to its pool item's current value (`external_of(pool, item)`:
+/// `None` = item unknown, left as is). `None` when nothing changed, so the pod is not patched.
+pub fn with_current_external(
+    items: &[PoolBindingItem],
+    external_of: impl Fn(&PoolKey, &str) -> Option<Option<String>>,
+) -> Option<Vec<PoolBindingItem>> {
+    let mut changed = false;
+    let updated = items
+        .iter()
+        .map(|item| {
+            let mut item = item.clone();
+            let pool = PoolKey::new(&item.pool_namespace, &item.pool_name);
+            if let Some(current) = external_of(&pool, &item.pool_item_name) {
+                let current = current.unwrap_or_default();
+                if item.external != current {
+                    item.external = current;
+                    changed = true;
+                }
+            }
+            item
+        })
+        .collect();
+    changed.then_some(updated)
+}
+
+#[cfg(test)]
+mod external_tests {
+    use super::*;
+    use crate::annotations::parse_pool_bindings;
+
+    #[test]
+    fn external_follows_the_item_and_unknown_items_are_left_alone() {
+        let items = parse_pool_bindings(
+            r#"[{"poolName":"p","poolNamespace":"ns","poolItemName":"a","protocol":"TCP","startPort":100,"rsStartPort":80,"external":"old"},
+                {"poolName":"p","poolNamespace":"ns","poolItemName":"b","protocol":"UDP","startPort":200,"rsStartPort":81,"external":"keep"}]"#,
+        )
+        .unwrap();
+        let lookup = |pool: &PoolKey, item: &str| {
+            assert_eq!(pool, &PoolKey::new("ns", "p"));
+            (item == "a").then(|| Some("new".to_string()))
+        };
+        let updated = with_current_external(&items, lookup).unwrap();
+        assert_eq!(updated[0].external, "new");
+        assert_eq!(updated[1].external, "keep");
+        assert_eq!(updated[0].start_port, 100);
+        assert_eq!(with_current_external(&updated, lookup), None);
+        let cleared = with_current_external(&updated, |_, _| Some(None)).unwrap();
+        assert!(cleared.iter().all(|i| i.external.is_empty()));
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
@@ -32,13 +33,13 @@ use super::ingress::LbCache;
 use super::listener::wait_true;
 use super::metrics_server::{PoolItemLabels, RuntimeMetrics};
 use super::pools::PoolState;
+use super::portleak::{Duplicate, claims_of, duplicate_holdings};
 use super::portpool_plan::{
-    LABEL_PORTPOOL_ITEM, OWNER_KIND_PORTPOOL, allocator_item, allocator_items_of, deleting_items,
-    diff_listeners, held_ports, item_label_value, item_listeners, item_readiness, item_status,
+    HeldPort, LABEL_PORTPOOL_ITEM, OWNER_KIND_PORTPOOL, allocator_item, allocator_items_of,
+    deleting_items, diff_listeners, item_label_value, item_listeners, item_readiness, item_status,
     pool_status,
 };
 use crate::allocator::{AllocatePolicy, Allocator, ItemStatus, PoolKey};
-use crate::annotations::parse_pool_bindings;
 use crate::api::{Listener, PortBinding, PortPool, PortPoolStatus, keys};
 use crate::cloud::{ClbClient, LbRef};
 use crate::ingress::{LbKey, LbSelection};
@@ -56,6 +57,8 @@ const METRICS_REFRESH: Duration = Duration::from_secs(10);
 /// Field manager of the pool's Listener CRs. It never sets `spec.targetGroup`, so the PortBinding controller
 /// (another field manager) can own the targets without a conflict.
 pub const FIELD_MANAGER: &str = "clb-controller-portpool";
+/// Event reason on a pod whose recorded port another pod or PortBinding already holds.
+pub const REASON_DUPLICATE_HOLDING: &str = "DuplicatePortHolding";
 
 /// What the PortPool reconciler needs from the runtime.
 #[derive(Clone)]
@@ -70,6 +73,8 @@ pub struct PortPoolContext {
     pub pool_state: Arc<PoolState>,
     /// Every pool is reconciled this often even without a change (0 = never).
     pub resync_interval: Duration,
+    /// Events (duplicate port holdings found by the rebuild).
+    pub reporter: Reporter,
 }
 
 impl PortPoolContext {
@@ -86,6 +91,7 @@ impl PortPoolContext {
             metrics: ctx.metrics.clone(),
             pool_state,
             resync_interval: ctx.worker.resync_interval,
+            reporter: ctx.reporter.clone(),
         }
     }
 }
@@ -210,20 +216,9 @@ async fn rebuild(ctx: &PortPoolContext, pools: &Store<PortPool>) -> Result<usize
     let pods = timed("listing pods", pods.list(&ListParams::default()))
         .await?
         .items;
-    let annotations: Vec<_> = pods
-        .iter()
-        .filter_map(|pod| {
-            let value = pod.annotations().get(keys::ANNOTATION_POOL_BINDINGS)?;
-            match parse_pool_bindings(value) {
-                Ok(items) => Some(items),
-                Err(e) => {
-                    tracing::warn!(pod = %pod.name_any(), error = %e, "unreadable pool bindings annotation; ignored");
-                    None
-                }
-            }
-        })
-        .collect();
-    let held = held_ports(&bindings, annotations.iter().map(Vec::as_slice));
+    let claims = claims_of(&bindings, &pods);
+    let held: BTreeSet<HeldPort> = claims.iter().map(|c| c.port.clone()).collect();
+    let duplicates = duplicate_holdings(&claims);
     let pools = pools.state();
     ctx.pool_state.with_allocator(|allocator| {
         *allocator = Allocator::new();
@@ -247,7 +242,60 @@ async fn rebuild(ctx: &PortPoolContext, pools: &Store<PortPool>) -> Result<usize
             .unwrap_or_default();
         ctx.pool_state.set_items(key_of(pool), items);
     }
+    // Allocations made before this rebuild are either recorded (and now held) or lost with the old leader.
+    ctx.pool_state.clear_pending();
+    report_duplicates(ctx, &pods, &duplicates).await;
     Ok(held.len())
+}
+
+/// Counts and reports ports two holders claim: a Warning event on the second pod, a log otherwise. The first
+/// claim keeps the port in the allocator; an operator must resolve the conflict.
+async fn report_duplicates(ctx: &PortPoolContext, pods: &[Pod], duplicates: &[Duplicate]) {
+    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
+    for dup in duplicates {
+        let (pool, item, protocol, port) = &dup.port;
+        ctx.metrics
+            .pool_duplicate_holdings
+            .get_or_create(&PoolItemLabels {
+                namespace: pool.namespace.clone(),
+                pool: pool.name.clone(),
+                item: item.clone(),
+                protocol: protocol.as_str().to_owned(),
+            })
+            .inc();
+        let message = format!(
+            "port {port}/{protocol} of item {item:?} in port pool {pool} is claimed by {} and {}; {} keeps it",
+            dup.first, dup.second, dup.first
+        );
+        tracing::warn!(%pool, %item, %protocol, port, first = %dup.first, second = %dup.second, "duplicate port holding");
+        let second_pod = pods.iter().find(|p| {
+            dup.second.kind == "Pod"
+                && p.namespace().as_deref() == Some(dup.second.namespace.as_str())
+                && p.name_any() == dup.second.name
+        });
+        let Some(second_pod) = second_pod else {
+            continue;
+        };
+        let event = Event {
+            type_: EventType::Warning,
+            reason: REASON_DUPLICATE_HOLDING.to_string(),
+            note: Some(message.chars().take(1000).collect()),
+            action: "Rebuild".to_string(),
+            secondary: None,
+        };
+        let reference = second_pod.object_ref(&());
+        match tokio::time::timeout(API_TIMEOUT, recorder.publish(&event, &reference)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                ctx.metrics.kube_errors.inc();
+                tracing::warn!(error = %e, "publishing an event failed");
+            }
+            Err(_) => {
+                ctx.metrics.kube_errors.inc();
+                tracing::warn!("publishing an event timed out");
+            }
+        }
+    }
 }
 
 struct PoolReconciler {

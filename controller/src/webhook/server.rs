@@ -257,7 +257,9 @@ pub(crate) async fn pod_mutate(
         }
     };
     let started = std::time::Instant::now();
-    let outcome = pools.with_allocator(|allocator| {
+    let pod_name = pod.metadata.name.clone().unwrap_or_default();
+    // Taken ports stay pending until a stored pod or PortBinding records them (the leak checker frees the rest).
+    let outcome = pools.allocate_pending(&namespace, &pod_name, |allocator| {
         let outcome = pod::mutate_pod(&pod, allocator, |k, i| pools.item(k, i), previous.as_ref());
         // A dry run must not keep ports: answer with the patch, hold nothing.
         if request.dry_run
@@ -265,7 +267,11 @@ pub(crate) async fn pod_mutate(
         {
             pod::release_all(allocator, &mutation.allocated);
         }
-        outcome
+        let pending = match &outcome {
+            Ok(Some(mutation)) if !request.dry_run => pending_ports(&mutation.allocated),
+            _ => Vec::new(),
+        };
+        (outcome, pending)
     });
     metrics
         .allocate_duration
@@ -299,6 +305,7 @@ pub(crate) async fn pod_mutate(
         Err(e) => {
             if !request.dry_run {
                 pools.with_allocator(|a| pod::release_all(a, &mutation.allocated));
+                pools.forget_pending(&pending_ports(&mutation.allocated));
             }
             Json(pod_denied(
                 &request,
@@ -307,6 +314,20 @@ pub(crate) async fn pod_mutate(
             ))
         }
     }
+}
+
+/// The pool state's pending-allocation keys of ports the webhook took.
+fn pending_ports(held: &[pod::HeldPort]) -> Vec<crate::runtime::pools::PendingPort> {
+    held.iter()
+        .map(|h| {
+            (
+                h.pool.clone(),
+                h.allocation.item.to_string(),
+                h.allocation.protocol,
+                h.allocation.start_port,
+            )
+        })
+        .collect()
 }
 
 /// A denied pod review, counted and logged.

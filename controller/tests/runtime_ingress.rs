@@ -5,69 +5,37 @@
 //! `target/debug/clb-harness cluster up --state-dir .work/ing-cluster` then
 //! `CLB_TEST_KUBECONFIG=$PWD/.work/ing-cluster/kubeconfig cargo test -p clb-controller --test runtime_ingress -- --ignored`.
 
-use std::future::Future;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+mod support;
+
+use std::time::Duration;
 
 use clb_controller::api::{Ingress, Listener, keys};
-use clb_controller::cloud::{ClbClient, ClientConfig, CloudMetrics, Credentials, LbRef};
-use clb_controller::runtime::{self, RuntimeConfig};
-use clb_controller::sync::{ListenerKey, Protocol, WorkerConfig, read_cloud};
+use clb_controller::cloud::{ClbClient, LbRef};
+use clb_controller::runtime;
+use clb_controller::sync::{ListenerKey, Protocol, read_cloud};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
+use support::{FakeClb, Poll, eventually};
 
-const SECRET_ID: &str = "AKIDingresstest01";
-const SECRET_KEY: &str = "ingress-test-secret";
 const REGION: &str = "ap-guangzhou";
 const LB: &str = "lb-ing00001";
-const DEADLINE: Duration = Duration::from_secs(90);
+const POLL: Poll = Poll {
+    deadline: Duration::from_secs(90),
+    every: Duration::from_millis(200),
+};
+const FAKE: FakeClb<'static> = FakeClb {
+    seed: 12,
+    secret_id: "AKIDingresstest01",
+    secret_key: "ingress-test-secret",
+    region: REGION,
+    lb: LB,
+    name: "ingress-test",
+    vip: "1.1.1.2",
+    listeners_per_lb: Some(200),
+};
 const FIXTURE: &str = include_str!("fixtures/user-guide/ingress-quickstart-direct.yaml");
-
-async fn start_fake() -> fake_clb::ServerHandle {
-    let yaml = format!(
-        r#"
-listen: 127.0.0.1:0
-adminListen: 127.0.0.1:0
-seed: 12
-accounts:
-  - secretId: {SECRET_ID}
-    secretKey: {SECRET_KEY}
-    appId: 1250000001
-loadBalancers:
-  - id: {LB}
-    secretId: {SECRET_ID}
-    region: {REGION}
-    name: ingress-test
-    type: OPEN
-    vips: [1.1.1.2]
-limits:
-  actionQps: 0
-  listenersPerLoadBalancer: 200
-  taskDuration: 50ms
-"#
-    );
-    let config = fake_clb::Config::from_yaml(&yaml, std::path::Path::new("ingress-test.yaml"))
-        .expect("fake-clb config");
-    fake_clb::serve(config).await.expect("fake-clb starts")
-}
-
-/// Polls `probe` every 200 ms until it returns `Some`, failing with `what` at the deadline.
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 /// The guide's quick-start 2 Ingress, moved to `ns` and pointed at the fake LB.
 fn quickstart_ingress(ns: &str) -> Ingress {
@@ -134,66 +102,27 @@ async fn cloud_target_ips(observer: &ClbClient, lb: &LbRef) -> Option<Vec<String
 #[tokio::test]
 #[ignore = "needs a cluster: CLB_TEST_KUBECONFIG (make test-cluster)"]
 async fn quickstart_direct_ingress_against_fake_clb() {
-    let Some(kubeconfig) = std::env::var_os("CLB_TEST_KUBECONFIG").map(PathBuf::from) else {
-        eprintln!("CLB_TEST_KUBECONFIG is not set; skipping");
+    let Some((kubeconfig, client)) = support::cluster().await else {
         return;
     };
-    let client = runtime::kube_client(Some(&kubeconfig))
-        .await
-        .expect("kubeconfig from CLB_TEST_KUBECONFIG");
-    client
-        .apiserver_version()
-        .await
-        .expect("the cluster named by CLB_TEST_KUBECONFIG is unreachable");
 
-    let fake = start_fake().await;
-    let cloud_config = ClientConfig {
-        endpoint: format!("http://{}", fake.api_addr),
-        default_region: REGION.into(),
-        request_timeout: Duration::from_secs(5),
-        operation_timeout: Duration::from_secs(20),
-        ..ClientConfig::default()
-    };
-    let credentials = Credentials::new(SECRET_ID, SECRET_KEY).unwrap();
-    let observer =
-        ClbClient::new(cloud_config.clone(), &credentials, CloudMetrics::default()).unwrap();
+    let fake = FAKE.start().await;
+    let (cloud_config, credentials, observer) = FAKE.clients(&fake);
     let lb = LbRef::new(REGION, LB);
 
-    let ns = format!(
-        "clb-ing-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-    );
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
-        )
-        .await
-        .expect("create namespace");
+    let ns = format!("clb-ing-{}", support::unique_millis());
+    let namespaces = support::create_namespace(&client, &ns, false).await;
 
-    let handle = runtime::run(RuntimeConfig {
-        kubeconfig: Some(kubeconfig.clone()),
-        cloud: cloud_config,
-        credentials: credentials.clone(),
-        worker: WorkerConfig {
-            retry_initial: Duration::from_millis(200),
-            retry_max: Duration::from_secs(1),
-            ..WorkerConfig::default()
-        },
-        metrics_addr: "127.0.0.1:0".parse().unwrap(),
-        leader_election: None,
-        watch_namespace: Some(ns.clone()),
-        install_crds: true,
-        instance: "ing-test-0".into(),
-        webhook: None,
-    })
+    let handle = runtime::run(support::runtime_config(
+        &kubeconfig,
+        cloud_config,
+        credentials.clone(),
+        &ns,
+        "ing-test-0",
+    ))
     .await
     .expect("runtime starts");
-    eventually("leader and cache synced", || async {
+    eventually(POLL, "leader and cache synced", || async {
         handle.is_ready().then_some(())
     })
     .await;
@@ -226,12 +155,12 @@ async fn quickstart_direct_ingress_against_fake_clb() {
         .expect("create ingress");
 
     // Two pods: the cloud listener on 39090 targets both pod IPs on 8080.
-    let ips = eventually("two running pods with IPs", || async {
+    let ips = eventually(POLL, "two running pods with IPs", || async {
         let ips = pod_ips(&pods).await;
         (ips.len() == 2).then_some(ips)
     })
     .await;
-    eventually("cloud listener targets the two pods", || async {
+    eventually(POLL, "cloud listener targets the two pods", || async {
         (cloud_target_ips(&observer, &lb).await? == ips).then_some(())
     })
     .await;
@@ -252,7 +181,7 @@ async fn quickstart_direct_ingress_against_fake_clb() {
             .unwrap_or_default()
             .contains(&keys::FINALIZER_CONTROLLER.to_string())
     );
-    let status_lbs = eventually("status.loadbalancers written", || async {
+    let status_lbs = eventually(POLL, "status.loadbalancers written", || async {
         let ing = ingresses.get("test2").await.ok()?;
         let lbs = ing.status?.loadbalancers;
         (!lbs.is_empty()).then_some(lbs)
@@ -270,12 +199,12 @@ async fn quickstart_direct_ingress_against_fake_clb() {
         )
         .await
         .expect("scale up");
-    let ips = eventually("three running pods", || async {
+    let ips = eventually(POLL, "three running pods", || async {
         let ips = pod_ips(&pods).await;
         (ips.len() == 3).then_some(ips)
     })
     .await;
-    eventually("cloud targets follow the scale-up", || async {
+    eventually(POLL, "cloud targets follow the scale-up", || async {
         (cloud_target_ips(&observer, &lb).await? == ips).then_some(())
     })
     .await;
@@ -288,7 +217,7 @@ async fn quickstart_direct_ingress_against_fake_clb() {
         )
         .await
         .expect("scale down");
-    eventually("cloud targets follow the scale-down", || async {
+    eventually(POLL, "cloud targets follow the scale-down", || async {
         let ips = pod_ips(&pods).await;
         let cloud = cloud_target_ips(&observer, &lb).await?;
         (ips.len() == 1 && cloud == ips).then_some(())
@@ -300,7 +229,7 @@ async fn quickstart_direct_ingress_against_fake_clb() {
         .delete("test2", &DeleteParams::default())
         .await
         .expect("delete ingress");
-    eventually("ingress gone", || async {
+    eventually(POLL, "ingress gone", || async {
         matches!(ingresses.get_opt("test2").await, Ok(None)).then_some(())
     })
     .await;

@@ -5,70 +5,35 @@
 //! `target/debug/clb-harness cluster up --state-dir .work/rt-cluster` then
 //! `CLB_TEST_KUBECONFIG=$PWD/.work/rt-cluster/kubeconfig cargo test -p clb-controller --test runtime_listener -- --ignored`.
 
-use std::future::Future;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+mod support;
+
+use std::time::Duration;
 
 use clb_controller::api::{Listener, keys};
-use clb_controller::cloud::{ClbClient, ClientConfig, CloudMetrics, Credentials, LbRef};
+use clb_controller::cloud::LbRef;
 use clb_controller::runtime::{self, LeaderElectionConfig, RuntimeConfig};
-use clb_controller::sync::{
-    CloudListener, Endpoint, ListenerKey, Protocol, WorkerConfig, read_cloud,
-};
-use k8s_openapi::api::core::v1::Namespace;
+use clb_controller::sync::{CloudListener, Endpoint, ListenerKey, Protocol, read_cloud};
 use k8s_openapi::api::events::v1::Event as KubeEvent;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
+use support::{FakeClb, Poll, eventually, targets_of};
 
-const SECRET_ID: &str = "AKIDruntimetest01";
-const SECRET_KEY: &str = "runtime-test-secret";
 const REGION: &str = "ap-guangzhou";
 const LB: &str = "lb-rt000001";
-const DEADLINE: Duration = Duration::from_secs(60);
-
-async fn start_fake() -> fake_clb::ServerHandle {
-    let yaml = format!(
-        r#"
-listen: 127.0.0.1:0
-adminListen: 127.0.0.1:0
-seed: 11
-accounts:
-  - secretId: {SECRET_ID}
-    secretKey: {SECRET_KEY}
-    appId: 1250000001
-loadBalancers:
-  - id: {LB}
-    secretId: {SECRET_ID}
-    region: {REGION}
-    name: runtime-test
-    type: OPEN
-    vips: [1.1.1.1]
-limits:
-  actionQps: 0
-  listenersPerLoadBalancer: 200
-  taskDuration: 50ms
-"#
-    );
-    let config = fake_clb::Config::from_yaml(&yaml, std::path::Path::new("runtime-test.yaml"))
-        .expect("fake-clb config");
-    fake_clb::serve(config).await.expect("fake-clb starts")
-}
-
-/// Polls `probe` every 100 ms until it returns `Some`, failing with `what` at the deadline.
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+const POLL: Poll = Poll {
+    deadline: Duration::from_secs(60),
+    every: Duration::from_millis(100),
+};
+const FAKE: FakeClb<'static> = FakeClb {
+    seed: 11,
+    secret_id: "AKIDruntimetest01",
+    secret_key: "runtime-test-secret",
+    region: REGION,
+    lb: LB,
+    name: "runtime-test",
+    vip: "1.1.1.1",
+    listeners_per_lb: Some(200),
+};
 
 fn listener(name: &str, spec: Value) -> Listener {
     serde_json::from_value(json!({
@@ -87,79 +52,36 @@ fn synced_id(l: &Listener) -> Option<String> {
         .flatten()
 }
 
-fn targets_of(c: &CloudListener) -> Vec<(String, u16, u16)> {
-    c.targets.iter().map(|t| (t.ip, t.port, t.weight)).collect()
-}
-
 #[tokio::test]
 #[ignore = "needs a cluster: CLB_TEST_KUBECONFIG (make test-cluster)"]
 async fn listener_lifecycle_against_fake_clb() {
-    let Some(kubeconfig) = std::env::var_os("CLB_TEST_KUBECONFIG").map(PathBuf::from) else {
-        eprintln!("CLB_TEST_KUBECONFIG is not set; skipping");
+    let Some((kubeconfig, client)) = support::cluster().await else {
         return;
     };
-    let client = runtime::kube_client(Some(&kubeconfig))
-        .await
-        .expect("kubeconfig from CLB_TEST_KUBECONFIG");
-    client
-        .apiserver_version()
-        .await
-        .expect("the cluster named by CLB_TEST_KUBECONFIG is unreachable");
 
-    let fake = start_fake().await;
-    let admin = format!("http://{}", fake.admin_addr);
+    let fake = FAKE.start().await;
     let http = reqwest::Client::new();
-    let endpoint = format!("http://{}", fake.api_addr);
-    let cloud_config = ClientConfig {
-        endpoint: endpoint.clone(),
-        default_region: REGION.into(),
-        request_timeout: Duration::from_secs(5),
-        operation_timeout: Duration::from_secs(20),
-        ..ClientConfig::default()
-    };
-    let credentials = Credentials::new(SECRET_ID, SECRET_KEY).unwrap();
-    // A separate client for the test's own reads of the cloud.
-    let observer =
-        ClbClient::new(cloud_config.clone(), &credentials, CloudMetrics::default()).unwrap();
+    let (cloud_config, credentials, observer) = FAKE.clients(&fake);
     let lb = LbRef::new(REGION, LB);
 
-    let ns = format!(
-        "clb-rt-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-    );
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
-        )
-        .await
-        .expect("create namespace");
+    let ns = format!("clb-rt-{}", support::unique_millis());
+    let namespaces = support::create_namespace(&client, &ns, false).await;
 
     let mut election = LeaderElectionConfig::new(&ns, "clb-controller-test", "rt-test-0");
     election.retry_period = Duration::from_millis(500);
     let handle = runtime::run(RuntimeConfig {
-        kubeconfig: Some(kubeconfig.clone()),
-        cloud: cloud_config,
-        credentials: credentials.clone(),
-        worker: WorkerConfig {
-            retry_initial: Duration::from_millis(200),
-            retry_max: Duration::from_secs(1),
-            ..WorkerConfig::default()
-        },
-        metrics_addr: "127.0.0.1:0".parse().unwrap(),
         leader_election: Some(election),
-        watch_namespace: Some(ns.clone()),
-        install_crds: true,
-        instance: "rt-test-0".into(),
-        webhook: None,
+        ..support::runtime_config(
+            &kubeconfig,
+            cloud_config,
+            credentials.clone(),
+            &ns,
+            "rt-test-0",
+        )
     })
     .await
     .expect("runtime starts");
-    eventually("leader and cache synced", || async {
+    eventually(POLL, "leader and cache synced", || async {
         handle.is_ready().then_some(())
     })
     .await;
@@ -197,7 +119,7 @@ async fn listener_lifecycle_against_fake_clb() {
     }
 
     // All three Synced with listener ids; the cloud holds them with their targets.
-    let ids: Vec<String> = eventually("three listeners Synced", || async {
+    let ids: Vec<String> = eventually(POLL, "three listeners Synced", || async {
         let mut ids = Vec::new();
         for l in &specs {
             let name = l.metadata.name.as_deref().unwrap();
@@ -245,7 +167,7 @@ async fn listener_lifecycle_against_fake_clb() {
         )
         .await
         .expect("patch backends");
-    eventually("cloud targets follow the backend change", || async {
+    eventually(POLL, "cloud targets follow the backend change", || async {
         let cloud = read_cloud(&observer, &lb).await.ok()?;
         let tcp = find(&cloud, &ids[0])?;
         (targets_of(&tcp) == vec![("10.0.0.1".into(), 80, 10), ("10.0.0.5".into(), 80, 30)])
@@ -272,7 +194,7 @@ async fn listener_lifecycle_against_fake_clb() {
         .delete("lb-rt000001-udp-9000", &DeleteParams::default())
         .await
         .expect("delete listener");
-    eventually("deleted Listener CR disappears", || async {
+    eventually(POLL, "deleted Listener CR disappears", || async {
         match listeners.get_opt("lb-rt000001-udp-9000").await {
             Ok(None) => Some(()),
             _ => None,
@@ -287,18 +209,13 @@ async fn listener_lifecycle_against_fake_clb() {
     assert!(find(&cloud, &ids[0]).is_some() && find(&cloud, &ids[2]).is_some());
 
     // A fault on CreateListener: NotSynced with the code, a Warning event; Synced once cleared.
-    let put = http
-        .put(format!("{admin}/_fake/faults"))
-        .json(&json!([{"action": "CreateListener",
-                       "effect": {"type": "error", "code": "InvalidParameter", "message": "injected by runtime test"}}]))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        put.status().is_success(),
-        "installing the fault: {}",
-        put.status()
-    );
+    support::set_faults(
+        &http,
+        &fake,
+        json!([{"action": "CreateListener",
+                "effect": {"type": "error", "code": "InvalidParameter", "message": "injected by runtime test"}}]),
+    )
+    .await;
     listeners
         .create(
             &pp,
@@ -310,7 +227,7 @@ async fn listener_lifecycle_against_fake_clb() {
         )
         .await
         .expect("create listener");
-    let msg = eventually("NotSynced with the cloud error code", || async {
+    let msg = eventually(POLL, "NotSynced with the cloud error code", || async {
         let l = listeners.get("lb-rt000001-8081").await.ok()?;
         let s = l.status?;
         (s.status.as_deref() == Some(keys::LISTENER_STATUS_NOT_SYNCED)).then_some(s.msg?)
@@ -318,7 +235,7 @@ async fn listener_lifecycle_against_fake_clb() {
     .await;
     assert!(msg.contains("InvalidParameter"), "status.msg: {msg}");
     let events: Api<KubeEvent> = Api::namespaced(client.clone(), &ns);
-    let note = eventually("Warning event on the listener", || async {
+    let note = eventually(POLL, "Warning event on the listener", || async {
         let list = events.list(&ListParams::default()).await.ok()?;
         list.items.into_iter().find_map(|e| {
             let regarding = e.regarding.as_ref()?;
@@ -329,13 +246,8 @@ async fn listener_lifecycle_against_fake_clb() {
     })
     .await;
     assert!(note.contains("InvalidParameter"), "event note: {note}");
-    let cleared = http
-        .delete(format!("{admin}/_fake/faults"))
-        .send()
-        .await
-        .unwrap();
-    assert!(cleared.status().is_success());
-    let fixed_id = eventually("Synced after the fault is cleared", || async {
+    support::clear_faults(&http, &fake).await;
+    let fixed_id = eventually(POLL, "Synced after the fault is cleared", || async {
         synced_id(&listeners.get("lb-rt000001-8081").await.ok()?)
     })
     .await;
@@ -369,7 +281,7 @@ async fn listener_lifecycle_against_fake_clb() {
         .delete_collection(&DeleteParams::default(), &ListParams::default())
         .await
         .expect("delete listeners");
-    eventually("every Listener CR gone", || async {
+    eventually(POLL, "every Listener CR gone", || async {
         listeners
             .list(&ListParams::default())
             .await

@@ -5,70 +5,37 @@
 //! `target/debug/clb-harness cluster up --state-dir .work/pp-cluster` then
 //! `CLB_TEST_KUBECONFIG=$PWD/.work/pp-cluster/kubeconfig cargo test -p clb-controller --test runtime_portpool -- --ignored`.
 
-use std::future::Future;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+mod support;
+
+use std::time::Duration;
 
 use clb_controller::allocator::{PoolKey, RequestProtocol};
 use clb_controller::api::{Listener, PortPool, keys};
-use clb_controller::cloud::{ClbClient, ClientConfig, CloudMetrics, Credentials, LbRef};
-use clb_controller::runtime::{self, RuntimeConfig};
-use clb_controller::sync::{Protocol, WorkerConfig, read_cloud};
-use k8s_openapi::api::core::v1::Namespace;
+use clb_controller::cloud::{ClbClient, LbRef};
+use clb_controller::runtime;
+use clb_controller::sync::{Protocol, read_cloud};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
+use support::{FakeClb, Poll, eventually};
 
-const SECRET_ID: &str = "AKIDpooltest0001";
-const SECRET_KEY: &str = "pool-test-secret";
 const REGION: &str = "ap-guangzhou";
 const LB: &str = "lb-pool0001";
 const VIP: &str = "1.1.1.3";
-const DEADLINE: Duration = Duration::from_secs(90);
+const POLL: Poll = Poll {
+    deadline: Duration::from_secs(90),
+    every: Duration::from_millis(200),
+};
+const FAKE: FakeClb<'static> = FakeClb {
+    seed: 13,
+    secret_id: "AKIDpooltest0001",
+    secret_key: "pool-test-secret",
+    region: REGION,
+    lb: LB,
+    name: "pool-test",
+    vip: VIP,
+    listeners_per_lb: Some(200),
+};
 const FIXTURE: &str = include_str!("fixtures/user-guide/portpool-quickstart-portpool.yaml");
-
-async fn start_fake() -> fake_clb::ServerHandle {
-    let yaml = format!(
-        r#"
-listen: 127.0.0.1:0
-adminListen: 127.0.0.1:0
-seed: 13
-accounts:
-  - secretId: {SECRET_ID}
-    secretKey: {SECRET_KEY}
-    appId: 1250000001
-loadBalancers:
-  - id: {LB}
-    secretId: {SECRET_ID}
-    region: {REGION}
-    name: pool-test
-    type: OPEN
-    vips: [{VIP}]
-limits:
-  actionQps: 0
-  listenersPerLoadBalancer: 200
-  taskDuration: 50ms
-"#
-    );
-    let config = fake_clb::Config::from_yaml(&yaml, std::path::Path::new("pool-test.yaml"))
-        .expect("fake-clb config");
-    fake_clb::serve(config).await.expect("fake-clb starts")
-}
-
-/// Polls `probe` every 200 ms until it returns `Some`, failing with `what` at the deadline.
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 /// The guide's quick-start PortPool, moved to `ns` and pointed at the fake LB.
 fn quickstart_pool(ns: &str) -> PortPool {
@@ -98,70 +65,28 @@ fn expected_ports(start: u16, end: u16) -> Vec<(Protocol, u16)> {
 #[tokio::test]
 #[ignore = "needs a cluster: CLB_TEST_KUBECONFIG (make test-cluster)"]
 async fn quickstart_portpool_against_fake_clb() {
-    let Some(kubeconfig) = std::env::var_os("CLB_TEST_KUBECONFIG").map(PathBuf::from) else {
-        eprintln!("CLB_TEST_KUBECONFIG is not set; skipping");
+    let Some((kubeconfig, client)) = support::cluster().await else {
         return;
     };
-    let client = runtime::kube_client(Some(&kubeconfig))
-        .await
-        .expect("kubeconfig from CLB_TEST_KUBECONFIG");
-    client
-        .apiserver_version()
-        .await
-        .expect("the cluster named by CLB_TEST_KUBECONFIG is unreachable");
 
-    let fake = start_fake().await;
-    let cloud_config = ClientConfig {
-        endpoint: format!("http://{}", fake.api_addr),
-        default_region: REGION.into(),
-        request_timeout: Duration::from_secs(5),
-        operation_timeout: Duration::from_secs(20),
-        ..ClientConfig::default()
-    };
-    let credentials = Credentials::new(SECRET_ID, SECRET_KEY).unwrap();
-    let observer =
-        ClbClient::new(cloud_config.clone(), &credentials, CloudMetrics::default()).unwrap();
+    let fake = FAKE.start().await;
+    let (cloud_config, credentials, observer) = FAKE.clients(&fake);
     let lb = LbRef::new(REGION, LB);
 
-    let ns = format!(
-        "clb-pp-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-    );
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
-        )
-        .await
-        .expect("create namespace");
+    let ns = format!("clb-pp-{}", support::unique_millis());
+    let namespaces = support::create_namespace(&client, &ns, false).await;
 
-    let handle = runtime::run(RuntimeConfig {
-        kubeconfig: Some(kubeconfig.clone()),
-        cloud: cloud_config,
-        credentials: credentials.clone(),
-        worker: WorkerConfig {
-            retry_initial: Duration::from_millis(200),
-            retry_max: Duration::from_secs(1),
-            ..WorkerConfig::default()
-        },
-        metrics_addr: "127.0.0.1:0".parse().unwrap(),
-        leader_election: None,
-        watch_namespace: Some(ns.clone()),
-        install_crds: true,
-        instance: "pp-test-0".into(),
-        webhook: None,
-    })
+    let handle = runtime::run(support::runtime_config(
+        &kubeconfig,
+        cloud_config,
+        credentials.clone(),
+        &ns,
+        "pp-test-0",
+    ))
     .await
     .expect("runtime starts");
+    support::wait_ready_with_pools(POLL, &handle).await;
     let pool_state = handle.pool_state();
-    eventually("leader, cache synced and allocator rebuilt", || async {
-        (handle.is_ready() && pool_state.is_ready()).then_some(())
-    })
-    .await;
 
     let pools: Api<PortPool> = Api::namespaced(client.clone(), &ns);
     let listeners: Api<Listener> = Api::namespaced(client.clone(), &ns);
@@ -171,11 +96,11 @@ async fn quickstart_portpool_against_fake_clb() {
         .expect("create pool");
 
     // 10 ports × TCP and UDP: 20 Listener CRs, 20 cloud listeners, item and pool Ready with the LB's VIP.
-    eventually("20 cloud listeners", || async {
+    eventually(POLL, "20 cloud listeners", || async {
         (cloud_ports(&observer, &lb).await? == expected_ports(31000, 31010)).then_some(())
     })
     .await;
-    let pool = eventually("pool Ready", || async {
+    let pool = eventually(POLL, "pool Ready", || async {
         let pool = pools.get("pool1").await.ok()?;
         (pool.status.as_ref()?.status.as_deref() == Some("Ready")).then_some(pool)
     })
@@ -221,7 +146,7 @@ async fn quickstart_portpool_against_fake_clb() {
 
     // The webhook's allocator sees a Ready item with 10 ports per protocol.
     let key = PoolKey::new(&ns, "pool1");
-    eventually("allocator holds the Ready item", || async {
+    eventually(POLL, "allocator holds the Ready item", || async {
         let usage = pool_state.with_allocator(|a| a.usage(&key)).ok()?;
         (usage.len() == 2 && usage.iter().all(|u| u.capacity == 10 && u.used == 0)).then_some(())
     })
@@ -251,17 +176,17 @@ async fn quickstart_portpool_against_fake_clb() {
         )
         .await
         .expect("grow endPort");
-    eventually("30 cloud listeners", || async {
+    eventually(POLL, "30 cloud listeners", || async {
         (cloud_ports(&observer, &lb).await? == expected_ports(31000, 31015)).then_some(())
     })
     .await;
-    eventually("pool Ready again with the new range", || async {
+    eventually(POLL, "pool Ready again with the new range", || async {
         let s = pools.get("pool1").await.ok()?.status?;
         (s.status.as_deref() == Some("Ready") && s.pool_items.first()?.end_port == 31015)
             .then_some(())
     })
     .await;
-    eventually("allocator grew, kept the held port", || async {
+    eventually(POLL, "allocator grew, kept the held port", || async {
         let usage = pool_state.with_allocator(|a| a.usage(&key)).ok()?;
         let tcp = usage.iter().find(|u| u.protocol.as_str() == "TCP")?;
         (tcp.capacity == 15 && tcp.used == 1).then_some(())
@@ -273,7 +198,7 @@ async fn quickstart_portpool_against_fake_clb() {
         .delete("pool1", &DeleteParams::default())
         .await
         .expect("delete pool");
-    eventually("pool gone", || async {
+    eventually(POLL, "pool gone", || async {
         matches!(pools.get_opt("pool1").await, Ok(None)).then_some(())
     })
     .await;
@@ -286,7 +211,7 @@ async fn quickstart_portpool_against_fake_clb() {
         read_cloud(&observer, &lb).await.unwrap().is_empty(),
         "cloud listeners left behind"
     );
-    eventually("pool dropped from the allocator", || async {
+    eventually(POLL, "pool dropped from the allocator", || async {
         pool_state
             .with_allocator(|a| a.pool(&key).is_none())
             .then_some(())

@@ -8,192 +8,78 @@
 //! `target/debug/clb-harness cluster up --state-dir .work/pod-cluster` then
 //! `CLB_TEST_KUBECONFIG=$PWD/.work/pod-cluster/kubeconfig cargo test -p clb-controller --test webhook_pod -- --ignored`.
 
-use std::future::Future;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+mod support;
+
+use std::time::Duration;
 
 use clb_controller::annotations;
 use clb_controller::api::PortPool;
-use clb_controller::cloud::{ClientConfig, Credentials};
-use clb_controller::ingress::Settings;
 use clb_controller::runtime::{self, RuntimeConfig};
-use clb_controller::sync::WorkerConfig;
-use clb_controller::webhook::{CertSource, Registration, WebhookConfig};
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, PostParams};
-use serde_json::json;
+use support::{FakeClb, Poll, eventually};
 
-const SECRET_ID: &str = "AKIDpodwebhook01";
-const SECRET_KEY: &str = "pod-webhook-secret";
 const REGION: &str = "ap-guangzhou";
 const VIP: &str = "1.1.1.4";
-const DEADLINE: Duration = Duration::from_secs(90);
+const POLL: Poll = Poll {
+    deadline: Duration::from_secs(90),
+    every: Duration::from_millis(200),
+};
+const CONFIG_PREFIX: &str = "clb-podwh-test-";
 
 /// `lb` differs per run: pools left behind by a failed run claim their LB's ports cluster-wide.
-async fn start_fake(lb: &str) -> fake_clb::ServerHandle {
-    let yaml = format!(
-        r#"
-listen: 127.0.0.1:0
-adminListen: 127.0.0.1:0
-seed: 14
-accounts:
-  - secretId: {SECRET_ID}
-    secretKey: {SECRET_KEY}
-    appId: 1250000001
-loadBalancers:
-  - id: {lb}
-    secretId: {SECRET_ID}
-    region: {REGION}
-    name: pod-webhook-test
-    type: OPEN
-    vips: [{VIP}]
-limits:
-  actionQps: 0
-  taskDuration: 50ms
-"#
-    );
-    let config = fake_clb::Config::from_yaml(&yaml, std::path::Path::new("pod-webhook-test.yaml"))
-        .expect("fake-clb config");
-    fake_clb::serve(config).await.expect("fake-clb starts")
-}
-
-/// Polls `probe` every 200 ms until it returns `Some`, failing with `what` at the deadline.
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+fn fake(lb: &str) -> FakeClb<'_> {
+    FakeClb {
+        seed: 14,
+        secret_id: "AKIDpodwebhook01",
+        secret_key: "pod-webhook-secret",
+        region: REGION,
+        lb,
+        name: "pod-webhook-test",
+        vip: VIP,
+        listeners_per_lb: None,
     }
 }
 
 fn pod(name: &str, ports: &str) -> Pod {
-    serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "annotations": {
-            annotations::PORT_POOLS: "true",
-            annotations::PORTS: ports,
-        }},
-        "spec": {"containers": [{"name": "nginx", "image": "nginx", "ports": [{"containerPort": 80}]}]},
-    }))
-    .expect("pod")
-}
-
-const CONFIG_PREFIX: &str = "clb-podwh-test-";
-
-async fn remove_stale_configurations(client: &kube::Client) {
-    let params = kube::api::ListParams::default();
-    let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    for c in mutating
-        .list(&params)
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default()
-    {
-        if let Some(name) = c.metadata.name.filter(|n| n.starts_with(CONFIG_PREFIX)) {
-            let _ = mutating.delete(&name, &DeleteParams::default()).await;
-        }
-    }
-    let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-    for c in validating
-        .list(&params)
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default()
-    {
-        if let Some(name) = c.metadata.name.filter(|n| n.starts_with(CONFIG_PREFIX)) {
-            let _ = validating.delete(&name, &DeleteParams::default()).await;
-        }
-    }
+    support::pool_pod(name, ports, false)
 }
 
 #[tokio::test]
 #[ignore = "needs a cluster: CLB_TEST_KUBECONFIG (make test-cluster)"]
 async fn pod_gets_a_pool_port_through_the_api_server() {
-    let Some(kubeconfig) = std::env::var_os("CLB_TEST_KUBECONFIG").map(PathBuf::from) else {
-        eprintln!("CLB_TEST_KUBECONFIG is not set; skipping");
+    let Some((kubeconfig, client)) = support::cluster().await else {
         return;
     };
-    let client = runtime::kube_client(Some(&kubeconfig))
-        .await
-        .expect("kubeconfig from CLB_TEST_KUBECONFIG");
-    client
-        .apiserver_version()
-        .await
-        .expect("the cluster named by CLB_TEST_KUBECONFIG is unreachable");
 
     // A failed earlier run leaves its configurations pointing at a dead server (failurePolicy Fail).
-    remove_stale_configurations(&client).await;
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
+    support::remove_stale_configurations(&client, CONFIG_PREFIX).await;
+    let millis = support::unique_millis();
     let lb = format!("lb-{:08x}", millis & 0xffff_ffff);
-    let fake = start_fake(&lb).await;
+    let fake_clb = fake(&lb);
+    let fake = fake_clb.start().await;
     let ns = format!("clb-podwh-{millis}");
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": ns,
-                "labels": {"bcs-ingress-controller-inject": "true"}}}))
-            .unwrap(),
-        )
-        .await
-        .expect("create labelled namespace");
+    let namespaces = support::create_namespace(&client, &ns, true).await;
 
     let config_name = format!("{CONFIG_PREFIX}{ns}");
     let handle = runtime::run(RuntimeConfig {
-        kubeconfig: Some(kubeconfig.clone()),
-        cloud: ClientConfig {
-            endpoint: format!("http://{}", fake.api_addr),
-            default_region: REGION.into(),
-            request_timeout: Duration::from_secs(5),
-            operation_timeout: Duration::from_secs(20),
-            ..ClientConfig::default()
-        },
-        credentials: Credentials::new(SECRET_ID, SECRET_KEY).unwrap(),
-        worker: WorkerConfig {
-            retry_initial: Duration::from_millis(200),
-            retry_max: Duration::from_secs(1),
-            ..WorkerConfig::default()
-        },
-        metrics_addr: "127.0.0.1:0".parse().unwrap(),
-        leader_election: None,
-        watch_namespace: Some(ns.clone()),
-        install_crds: true,
-        instance: "podwh-test-0".into(),
-        webhook: Some(WebhookConfig {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            certs: CertSource::SelfSigned { hosts: Vec::new() },
-            registration: Some(Registration {
-                config_name: config_name.clone(),
-                target: None,
-            }),
-            settings: Settings {
-                default_region: REGION.into(),
-                tcp_udp_port_reuse: false,
-            },
-            request_timeout: Duration::from_secs(8),
-        }),
+        webhook: Some(support::webhook_config(&config_name, REGION)),
+        ..support::runtime_config(
+            &kubeconfig,
+            fake_clb.cloud_config(&fake),
+            fake_clb.credentials(),
+            &ns,
+            "podwh-test-0",
+        )
     })
     .await
     .expect("runtime starts");
     let addr = handle.webhook_addr().expect("webhook enabled");
+    support::wait_ready_with_pools(POLL, &handle).await;
     let pool_state = handle.pool_state();
-    eventually("leader, cache synced and allocator rebuilt", || async {
-        (handle.is_ready() && pool_state.is_ready()).then_some(())
-    })
-    .await;
 
     // Registered: pods CREATE in labelled namespaces, our address.
     let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
@@ -209,15 +95,9 @@ async fn pod_gets_a_pool_port_through_the_api_server() {
     );
 
     let pools: Api<PortPool> = Api::namespaced(client.clone(), &ns);
-    let pool: PortPool = serde_json::from_value(json!({
-        "apiVersion": "networkextension.bkbcs.tencent.com/v1", "kind": "PortPool",
-        "metadata": {"name": "test-pool1"},
-        "spec": {"poolItems": [{"itemName": "item1", "loadBalancerIDs": [&lb], "protocol": "TCP",
-            "startPort": 31000, "endPort": 31005}]},
-    }))
-    .unwrap();
+    let pool = support::test_pool1(&lb);
     // The validating configuration may not be active yet; the pool is valid either way.
-    eventually("create pool", || async {
+    eventually(POLL, "create pool", || async {
         match pools.create(&PostParams::default(), &pool).await {
             Ok(p) => Some(p),
             Err(e) => {
@@ -227,25 +107,31 @@ async fn pod_gets_a_pool_port_through_the_api_server() {
         }
     })
     .await;
-    eventually("pool Ready", || async {
+    eventually(POLL, "pool Ready", || async {
         let pool = pools.get("test-pool1").await.ok()?;
         (pool.status.as_ref()?.status.as_deref() == Some("Ready")).then_some(())
     })
     .await;
-    eventually("allocator and item status know the Ready item", || async {
-        let key = clb_controller::allocator::PoolKey::new(&ns, "test-pool1");
-        let usage = pool_state.with_allocator(|a| a.usage(&key)).ok()?;
-        let item = pool_state.item(&key, "item1")?;
-        (usage.len() == 1 && item.status == "Ready" && !item.pool_item_load_balancers.is_empty())
+    eventually(
+        POLL,
+        "allocator and item status know the Ready item",
+        || async {
+            let key = clb_controller::allocator::PoolKey::new(&ns, "test-pool1");
+            let usage = pool_state.with_allocator(|a| a.usage(&key)).ok()?;
+            let item = pool_state.item(&key, "item1")?;
+            (usage.len() == 1
+                && item.status == "Ready"
+                && !item.pool_item_load_balancers.is_empty())
             .then_some(())
-    })
+        },
+    )
     .await;
 
     // An unknown pool is denied with the allocator's message; until the API server has picked up the
     // configuration such a pod is created unmutated, so delete it and try again under a new name.
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let mut attempt = 0;
-    let message = eventually("unknown pool denied by the webhook", || {
+    let message = eventually(POLL, "unknown pool denied by the webhook", || {
         attempt += 1;
         let name = format!("unknown-{attempt}");
         let pods = pods.clone();
@@ -341,7 +227,7 @@ async fn pod_gets_a_pool_port_through_the_api_server() {
         .delete(&config_name, &DeleteParams::default())
         .await;
     // The validating webhook refuses the deletion while the pod's PortBinding is being cleaned: retry.
-    eventually("pool gone", || async {
+    eventually(POLL, "pool gone", || async {
         let _ = pools.delete("test-pool1", &DeleteParams::default()).await;
         matches!(pools.get_opt("test-pool1").await, Ok(None)).then_some(())
     })

@@ -5,72 +5,36 @@
 //! `target/debug/clb-harness cluster up --state-dir .work/wh-cluster` then
 //! `CLB_TEST_KUBECONFIG=$PWD/.work/wh-cluster/kubeconfig cargo test -p clb-controller --test webhook_validate -- --ignored`.
 
-use std::future::Future;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+mod support;
+
+use std::time::Duration;
 
 use clb_controller::api::{Ingress, PortBinding, PortPool};
-use clb_controller::cloud::{ClientConfig, Credentials};
-use clb_controller::ingress::Settings;
+use clb_controller::cloud::ClientConfig;
 use clb_controller::runtime::{self, RuntimeConfig};
-use clb_controller::sync::WorkerConfig;
-use clb_controller::webhook::{CertSource, Registration, WebhookConfig};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
-use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
+use support::{FakeClb, Poll, eventually};
 
-const SECRET_ID: &str = "AKIDwebhooktest01";
-const SECRET_KEY: &str = "webhook-test-secret";
 const REGION: &str = "ap-guangzhou";
 const LB: &str = "lb-wh000001";
-const DEADLINE: Duration = Duration::from_secs(60);
-
-async fn start_fake() -> fake_clb::ServerHandle {
-    let yaml = format!(
-        r#"
-listen: 127.0.0.1:0
-adminListen: 127.0.0.1:0
-seed: 12
-accounts:
-  - secretId: {SECRET_ID}
-    secretKey: {SECRET_KEY}
-    appId: 1250000001
-loadBalancers:
-  - id: {LB}
-    secretId: {SECRET_ID}
-    region: {REGION}
-    name: webhook-test
-    type: OPEN
-    vips: [1.1.1.2]
-limits:
-  actionQps: 0
-  # The PortPool reconciler creates the pool's listeners (up to 200 here); within the quota they are
-  # created and deleted quickly, so the pool is gone soon after its deletion.
-  listenersPerLoadBalancer: 500
-  taskDuration: 50ms
-"#
-    );
-    let config = fake_clb::Config::from_yaml(&yaml, std::path::Path::new("webhook-test.yaml"))
-        .expect("fake-clb config");
-    fake_clb::serve(config).await.expect("fake-clb starts")
-}
-
-/// Polls `probe` every 100 ms until it returns `Some`, failing with `what` at the deadline.
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+const POLL: Poll = Poll {
+    deadline: Duration::from_secs(60),
+    every: Duration::from_millis(100),
+};
+const FAKE: FakeClb<'static> = FakeClb {
+    seed: 12,
+    secret_id: "AKIDwebhooktest01",
+    secret_key: "webhook-test-secret",
+    region: REGION,
+    lb: LB,
+    name: "webhook-test",
+    vip: "1.1.1.2",
+    // The PortPool reconciler creates the pool's listeners (up to 200 here); within the quota they are
+    // created and deleted quickly, so the pool is gone soon after its deletion.
+    listeners_per_lb: Some(500),
+};
 
 fn pool(name: &str, items: Value) -> PortPool {
     serde_json::from_value(json!({
@@ -109,61 +73,24 @@ fn denial<T>(result: Result<T, kube::Error>) -> Option<String> {
 #[tokio::test]
 #[ignore = "needs a cluster: CLB_TEST_KUBECONFIG (make test-cluster)"]
 async fn portpool_and_ingress_admission_through_the_api_server() {
-    let Some(kubeconfig) = std::env::var_os("CLB_TEST_KUBECONFIG").map(PathBuf::from) else {
-        eprintln!("CLB_TEST_KUBECONFIG is not set; skipping");
+    let Some((kubeconfig, client)) = support::cluster().await else {
         return;
     };
-    let client = runtime::kube_client(Some(&kubeconfig))
-        .await
-        .expect("kubeconfig from CLB_TEST_KUBECONFIG");
-    client
-        .apiserver_version()
-        .await
-        .expect("the cluster named by CLB_TEST_KUBECONFIG is unreachable");
 
-    let fake = start_fake().await;
+    let fake = FAKE.start().await;
     let ns = format!("wh-{}", std::process::id());
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
-        )
-        .await
-        .expect("create namespace");
+    let namespaces = support::create_namespace(&client, &ns, false).await;
 
     let config_name = format!("clb-webhook-test-{ns}");
+    // fake-clb's address with the client's default timeouts.
+    let cloud = ClientConfig {
+        endpoint: format!("http://{}", fake.api_addr),
+        default_region: REGION.into(),
+        ..ClientConfig::default()
+    };
     let handle = runtime::run(RuntimeConfig {
-        kubeconfig: Some(kubeconfig.clone()),
-        cloud: ClientConfig {
-            endpoint: format!("http://{}", fake.api_addr),
-            default_region: REGION.into(),
-            ..ClientConfig::default()
-        },
-        credentials: Credentials::new(SECRET_ID, SECRET_KEY).unwrap(),
-        worker: WorkerConfig {
-            retry_initial: Duration::from_millis(200),
-            retry_max: Duration::from_secs(1),
-            ..WorkerConfig::default()
-        },
-        metrics_addr: "127.0.0.1:0".parse().unwrap(),
-        leader_election: None,
-        watch_namespace: Some(ns.clone()),
-        install_crds: true,
-        instance: "wh-test-0".into(),
-        webhook: Some(WebhookConfig {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            certs: CertSource::SelfSigned { hosts: Vec::new() },
-            registration: Some(Registration {
-                config_name: config_name.clone(),
-                target: None,
-            }),
-            settings: Settings {
-                default_region: REGION.into(),
-                tcp_udp_port_reuse: false,
-            },
-            request_timeout: Duration::from_secs(8),
-        }),
+        webhook: Some(support::webhook_config(&config_name, REGION)),
+        ..support::runtime_config(&kubeconfig, cloud, FAKE.credentials(), &ns, "wh-test-0")
     })
     .await
     .expect("runtime starts");
@@ -206,7 +133,7 @@ async fn portpool_and_ingress_admission_through_the_api_server() {
         "overlapping",
         json!([item("a", 30000, 30100), item("b", 30050, 30150)]),
     );
-    let message = eventually("the overlapping pool rejected by the webhook", || {
+    let message = eventually(POLL, "the overlapping pool rejected by the webhook", || {
         let pools = pools.clone();
         let overlapping = overlapping.clone();
         async move {
@@ -300,7 +227,7 @@ async fn portpool_and_ingress_admission_through_the_api_server() {
         .expect("an unbound pool may be deleted");
     // The PortPool reconciler removes its finalizer once the pool's listeners are gone; a pool left behind
     // would conflict with the next run's pool on the same CLB ports.
-    eventually("the deleted pool is gone", || async {
+    eventually(POLL, "the deleted pool is gone", || async {
         matches!(pools.get_opt("pool").await, Ok(None)).then_some(())
     })
     .await;

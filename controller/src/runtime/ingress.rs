@@ -32,6 +32,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::queue::WorkQueue;
+
 use super::RuntimeError;
 use super::ingress_index::{
     IngressIndex, IngressKey, diff_listeners, is_owned_by, owner_ingress, refs_of,
@@ -51,8 +53,6 @@ const API_TIMEOUT: Duration = Duration::from_secs(10);
 const LB_CACHE_TTL: Duration = Duration::from_secs(60);
 /// Requeue delay while Listener CRs of a deleting Ingress (or replaced CRs) are still going away.
 const WAIT_FOR_LISTENERS: Duration = Duration::from_secs(2);
-const BACKOFF_INITIAL: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// How often the GameStatefulSet CRD is looked for while absent.
 const GSS_DISCOVERY_PERIOD: Duration = Duration::from_secs(60);
 /// Field manager of the Listener CRs this reconciler applies.
@@ -418,51 +418,6 @@ fn game_stateful_set_of(obj: &DynamicObject) -> GameStatefulSet {
             .and_then(serde_json::Value::as_i64)
             .and_then(|r| i32::try_from(r).ok())
             .unwrap_or(1),
-    }
-}
-
-/// Keys waiting to be reconciled, each at most once, with per-key failure counts for backoff.
-#[derive(Default)]
-struct WorkQueue {
-    due: HashMap<IngressKey, Instant>,
-    failures: HashMap<IngressKey, u32>,
-}
-
-impl WorkQueue {
-    /// Queues `key` at `at`, or earlier if it is already queued for earlier.
-    fn schedule(&mut self, key: IngressKey, at: Instant) {
-        let slot = self.due.entry(key).or_insert(at);
-        if at < *slot {
-            *slot = at;
-        }
-    }
-
-    fn next_due(&self) -> Option<Instant> {
-        self.due.values().min().copied()
-    }
-
-    fn pop_due(&mut self, now: Instant) -> Option<IngressKey> {
-        let key = self
-            .due
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .min_by_key(|(_, at)| **at)
-            .map(|(k, _)| k.clone())?;
-        self.due.remove(&key);
-        Some(key)
-    }
-
-    fn succeeded(&mut self, key: &IngressKey) {
-        self.failures.remove(key);
-    }
-
-    /// The delay before the next attempt: doubles per consecutive failure up to [`BACKOFF_MAX`].
-    fn failed(&mut self, key: &IngressKey) -> Duration {
-        let n = self.failures.entry(key.clone()).or_default();
-        *n = n.saturating_add(1);
-        BACKOFF_INITIAL
-            .saturating_mul(1u32 << (*n - 1).min(16))
-            .min(BACKOFF_MAX)
     }
 }
 
@@ -887,40 +842,6 @@ fn has_finalizer(ingress: &Ingress) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn work_queue_keeps_each_key_once_at_its_earliest_time() {
-        let mut q = WorkQueue::default();
-        let now = Instant::now();
-        let a = IngressKey::new("ns", "a");
-        let b = IngressKey::new("ns", "b");
-        q.schedule(a.clone(), now + Duration::from_secs(10));
-        q.schedule(a.clone(), now + Duration::from_secs(1));
-        q.schedule(a.clone(), now + Duration::from_secs(5));
-        q.schedule(b.clone(), now + Duration::from_secs(2));
-        assert_eq!(q.next_due(), Some(now + Duration::from_secs(1)));
-        assert_eq!(q.pop_due(now), None);
-        let later = now + Duration::from_secs(3);
-        assert_eq!(q.pop_due(later), Some(a));
-        assert_eq!(q.pop_due(later), Some(b));
-        assert_eq!(q.pop_due(later), None);
-        assert_eq!(q.next_due(), None);
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_and_resets_on_success() {
-        let mut q = WorkQueue::default();
-        let k = IngressKey::new("ns", "a");
-        assert_eq!(q.failed(&k), BACKOFF_INITIAL);
-        assert_eq!(q.failed(&k), BACKOFF_INITIAL * 2);
-        assert_eq!(q.failed(&k), BACKOFF_INITIAL * 4);
-        for _ in 0..40 {
-            q.failed(&k);
-        }
-        assert_eq!(q.failed(&k), BACKOFF_MAX);
-        q.succeeded(&k);
-        assert_eq!(q.failed(&k), BACKOFF_INITIAL);
-    }
 
     #[test]
     fn game_stateful_set_reads_replicas_from_the_dynamic_object() {

@@ -16,6 +16,7 @@ pub mod portbinding_plan;
 pub mod portleak;
 pub mod portpool;
 pub mod portpool_plan;
+pub mod queue;
 pub mod status;
 pub mod store;
 

@@ -28,6 +28,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::queue::WorkQueue;
+
 use super::RuntimeError;
 use super::ingress::LbCache;
 use super::listener::wait_true;
@@ -48,8 +50,6 @@ use crate::ingress::{LbKey, LbSelection};
 const API_TIMEOUT: Duration = Duration::from_secs(10);
 /// Requeue delay while listeners are being created or deleted (bcs: 5 s).
 const WAIT_FOR_LISTENERS: Duration = Duration::from_secs(2);
-const BACKOFF_INITIAL: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// Delay between rebuild attempts when the API server cannot be listed.
 const REBUILD_RETRY: Duration = Duration::from_secs(2);
 /// How often the capacity/usage gauges are refreshed (the webhook allocates between reconciles).
@@ -723,51 +723,6 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// Pools waiting to be reconciled, each at most once, with per-pool failure counts for backoff.
-#[derive(Default)]
-struct WorkQueue {
-    due: HashMap<PoolKey, Instant>,
-    failures: HashMap<PoolKey, u32>,
-}
-
-impl WorkQueue {
-    /// Queues `key` at `at`, or earlier if it is already queued for earlier.
-    fn schedule(&mut self, key: PoolKey, at: Instant) {
-        let slot = self.due.entry(key).or_insert(at);
-        if at < *slot {
-            *slot = at;
-        }
-    }
-
-    fn next_due(&self) -> Option<Instant> {
-        self.due.values().min().copied()
-    }
-
-    fn pop_due(&mut self, now: Instant) -> Option<PoolKey> {
-        let key = self
-            .due
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .min_by_key(|(_, at)| **at)
-            .map(|(k, _)| k.clone())?;
-        self.due.remove(&key);
-        Some(key)
-    }
-
-    fn succeeded(&mut self, key: &PoolKey) {
-        self.failures.remove(key);
-    }
-
-    /// The delay before the next attempt: doubles per consecutive failure up to [`BACKOFF_MAX`].
-    fn failed(&mut self, key: &PoolKey) -> Duration {
-        let n = self.failures.entry(key.clone()).or_default();
-        *n = n.saturating_add(1);
-        BACKOFF_INITIAL
-            .saturating_mul(1u32 << (*n - 1).min(16))
-            .min(BACKOFF_MAX)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -784,19 +739,5 @@ mod tests {
         assert_eq!(owner_pool(&l), Some(PoolKey::new("game", "pool1")));
         l.labels_mut().insert("owner-kind".into(), "Ingress".into());
         assert_eq!(owner_pool(&l), None);
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_and_resets_on_success() {
-        let mut q = WorkQueue::default();
-        let k = PoolKey::new("ns", "p");
-        assert_eq!(q.failed(&k), BACKOFF_INITIAL);
-        assert_eq!(q.failed(&k), BACKOFF_INITIAL * 2);
-        for _ in 0..40 {
-            q.failed(&k);
-        }
-        assert_eq!(q.failed(&k), BACKOFF_MAX);
-        q.succeeded(&k);
-        assert_eq!(q.failed(&k), BACKOFF_INITIAL);
     }
 }

@@ -15,7 +15,6 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -26,13 +25,13 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::queue::WorkQueue;
+use super::watchers::{forward, sleep_until, spawn_reflector};
 
 use super::RuntimeError;
 use super::ingress_index::{
@@ -302,13 +301,6 @@ pub async fn run_while_leader(ctx: IngressContext, mut stop: watch::Receiver<boo
     tracing::info!("ingress reconciler stopped");
 }
 
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => futures::future::pending().await,
-    }
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -323,48 +315,6 @@ fn node_addresses(n: &Node) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Starts a reflector; every object it sees (applied or deleted) is mapped to Ingress keys and queued.
-fn spawn_reflector<K, F>(
-    tasks: &mut JoinSet<()>,
-    api: Api<K>,
-    config: watcher::Config,
-    tx: &mpsc::UnboundedSender<IngressKey>,
-    map: F,
-) -> Store<K>
-where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    K::DynamicType: Eq + Hash + Clone + Default,
-    F: FnMut(&K) -> Vec<IngressKey> + Send + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher::watcher(api, config).default_backoff())
-        .touched_objects();
-    tasks.spawn(forward(stream, tx.clone(), map));
-    reader
-}
-
-async fn forward<K, S, F>(stream: S, tx: mpsc::UnboundedSender<IngressKey>, mut map: F)
-where
-    S: Stream<Item = Result<K, watcher::Error>> + Send,
-    F: FnMut(&K) -> Vec<IngressKey>,
-{
-    let mut stream = std::pin::pin!(stream);
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(obj) => {
-                for key in map(&obj) {
-                    if tx.send(key).is_err() {
-                        return;
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, kind = std::any::type_name::<K>(), "watch failed; retrying with backoff")
-            }
-        }
-    }
 }
 
 /// Watches `tkex.tencent.com/v1alpha1` GameStatefulSets once their CRD is served; looks again periodically while

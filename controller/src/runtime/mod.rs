@@ -19,6 +19,7 @@ pub mod portpool_plan;
 pub mod queue;
 pub mod status;
 pub mod store;
+mod watchers;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

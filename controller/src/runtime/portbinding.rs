@@ -8,11 +8,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
@@ -31,6 +30,7 @@ use super::portbinding_plan::{
 };
 use super::portleak::claims_of;
 use super::portpool_plan::{HeldPort, OWNER_KIND_PORTPOOL};
+use super::watchers::{sleep_until, spawn_reflector};
 use crate::allocator::{PoolKey, RequestProtocol};
 use crate::annotations::{self, parse_pool_bindings};
 use crate::api::{
@@ -666,47 +666,4 @@ fn key_of<K: Resource>(obj: &K) -> Key {
         obj.meta().namespace.clone().unwrap_or_default(),
         obj.meta().name.clone().unwrap_or_default(),
     )
-}
-
-fn spawn_reflector<K, F>(
-    tasks: &mut JoinSet<()>,
-    api: Api<K>,
-    config: watcher::Config,
-    tx: &mpsc::UnboundedSender<Key>,
-    mut map: F,
-) -> Store<K>
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone + Default,
-    F: FnMut(&K) -> Vec<Key> + Send + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher::watcher(api, config).default_backoff())
-        .touched_objects();
-    let tx = tx.clone();
-    tasks.spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(obj) => {
-                    for key in map(&obj) {
-                        if tx.send(key).is_err() {
-                            return;
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, kind = std::any::type_name::<K>(), "watch failed; retrying with backoff")
-                }
-            }
-        }
-    });
-    reader
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => futures::future::pending().await,
-    }
 }

@@ -8,27 +8,24 @@
 //! pure [`super::portpool_plan`]; the Listener reconciler then syncs the CRs to CLB.
 
 use std::collections::{BTreeSet, HashMap};
-use std::fmt::Debug;
 use std::future::Future;
-use std::hash::Hash;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::queue::WorkQueue;
+use super::watchers::{sleep_until, spawn_reflector};
 
 use super::RuntimeError;
 use super::ingress::LbCache;
@@ -673,54 +670,6 @@ async fn json_patch(
     )
     .await
     .map(|_| ())
-}
-
-fn spawn_reflector<K, F>(
-    tasks: &mut JoinSet<()>,
-    api: Api<K>,
-    config: watcher::Config,
-    tx: &mpsc::UnboundedSender<PoolKey>,
-    map: F,
-) -> Store<K>
-where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    K::DynamicType: Eq + Hash + Clone + Default,
-    F: FnMut(&K) -> Vec<PoolKey> + Send + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher::watcher(api, config).default_backoff())
-        .touched_objects();
-    tasks.spawn(forward(stream, tx.clone(), map));
-    reader
-}
-
-async fn forward<K, S, F>(stream: S, tx: mpsc::UnboundedSender<PoolKey>, mut map: F)
-where
-    S: Stream<Item = Result<K, watcher::Error>> + Send,
-    F: FnMut(&K) -> Vec<PoolKey>,
-{
-    let mut stream = std::pin::pin!(stream);
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(obj) => {
-                for key in map(&obj) {
-                    if tx.send(key).is_err() {
-                        return;
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, kind = std::any::type_name::<K>(), "watch failed; retrying with backoff")
-            }
-        }
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => futures::future::pending().await,
-    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,10 @@
 //!   in any order (set/subset semantics). An empty expected list matches only an empty or
 //!   missing list, which is how "no listeners" is written.
 //! * Scalars match by equality; numbers compare by value (`1` equals `1.0`).
+//! * Operators, written as a one-key map in place of a value, cover what a partial match cannot say:
+//!   `{$exactly: [..]}` a list with exactly these elements (any order, nothing extra);
+//!   `{$json: X}` a string holding JSON that matches X (annotations such as `poolbindings`);
+//!   `{$contains: "text"}` a string containing the text (event and condition messages).
 //!
 //! A mismatch comes back as readable lines, one per differing path, for the reports.
 
@@ -24,7 +28,114 @@ pub fn matches(expected: &Value, actual: &Value) -> bool {
     diff(expected, actual).is_empty()
 }
 
+/// A `{$op: argument}` operator in an expectation.
+enum Operator<'a> {
+    Exactly(&'a [Value]),
+    Json(&'a Value),
+    Contains(&'a str),
+}
+
+fn operator(expected: &Value) -> Option<Operator<'_>> {
+    let map = expected.as_object()?;
+    if map.len() != 1 {
+        return None;
+    }
+    let (key, argument) = map.iter().next()?;
+    match (key.as_str(), argument) {
+        ("$exactly", Value::Array(items)) => Some(Operator::Exactly(items)),
+        ("$json", argument) => Some(Operator::Json(argument)),
+        ("$contains", Value::String(text)) => Some(Operator::Contains(text)),
+        _ => None,
+    }
+}
+
+/// Checks an operator; returns false when `expected` is not one.
+fn diff_operator(
+    path: &str,
+    expected: &Value,
+    actual: Option<&Value>,
+    out: &mut Vec<String>,
+) -> bool {
+    let Some(op) = operator(expected) else {
+        return false;
+    };
+    let shown_path = if path.is_empty() { "(root)" } else { path };
+    let empty = Vec::new();
+    match (op, actual) {
+        (Operator::Exactly(want), Some(Value::Array(have))) => {
+            diff_at(
+                path,
+                &Value::Array(want.to_vec()),
+                Some(&Value::Array(have.clone())),
+                out,
+            );
+            if want.len() != have.len() {
+                out.push(format!(
+                    "{shown_path}: expected exactly {} element(s), got {}: {}",
+                    want.len(),
+                    have.len(),
+                    brief(&Value::Array(have.clone()))
+                ));
+            }
+        }
+        (Operator::Exactly(want), None | Some(Value::Null)) => {
+            if !want.is_empty() {
+                diff_at(
+                    path,
+                    &Value::Array(want.to_vec()),
+                    Some(&Value::Array(empty)),
+                    out,
+                );
+            }
+        }
+        (Operator::Exactly(_), Some(other)) => {
+            out.push(format!(
+                "{shown_path}: expected a list, got {}",
+                brief(other)
+            ));
+        }
+        (Operator::Json(want), Some(Value::String(text))) => {
+            match serde_json::from_str::<Value>(text) {
+                Ok(parsed) => diff_at(&format!("{path}($json)"), want, Some(&parsed), out),
+                Err(e) => out.push(format!(
+                    "{shown_path}: expected a JSON string, got {} ({e})",
+                    brief(&Value::String(text.clone()))
+                )),
+            }
+        }
+        (Operator::Contains(want), Some(Value::String(text))) => {
+            if !text.contains(want) {
+                out.push(format!(
+                    "{shown_path}: expected a string containing {want:?}, got {}",
+                    brief(&Value::String(text.clone()))
+                ));
+            }
+        }
+        (Operator::Json(_) | Operator::Contains(_), Some(other)) => {
+            out.push(format!(
+                "{shown_path}: expected a string, got {}",
+                brief(other)
+            ));
+        }
+        (Operator::Json(want), None) => {
+            out.push(format!(
+                "{shown_path}: missing, expected JSON matching {}",
+                brief(want)
+            ));
+        }
+        (Operator::Contains(want), None) => {
+            out.push(format!(
+                "{shown_path}: missing, expected a string containing {want:?}"
+            ));
+        }
+    }
+    true
+}
+
 fn diff_at(path: &str, expected: &Value, actual: Option<&Value>, out: &mut Vec<String>) {
+    if diff_operator(path, expected, actual, out) {
+        return;
+    }
     let shown_path = if path.is_empty() { "(root)" } else { path };
     match (expected, actual) {
         (Value::Null, None | Some(Value::Null)) => {}
@@ -193,6 +304,73 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn exactly_rejects_extra_and_missing_elements_in_any_order() {
+        let actual = json!({"l": [{"port": 1, "p": "TCP"}, {"port": 2, "p": "UDP"}]});
+        assert!(matches(
+            &json!({"l": {"$exactly": [{"port": 2}, {"port": 1}]}}),
+            &actual
+        ));
+        let extra = diff(&json!({"l": {"$exactly": [{"port": 1}]}}), &actual);
+        assert_eq!(extra.len(), 1, "{extra:?}");
+        assert!(
+            extra[0].starts_with(".l: expected exactly 1 element(s), got 2"),
+            "{extra:?}"
+        );
+        let missing = diff(
+            &json!({"l": {"$exactly": [{"port": 1}, {"port": 3}]}}),
+            &actual,
+        );
+        assert!(
+            missing[0].contains("no distinct element matches {\"port\":3}"),
+            "{missing:?}"
+        );
+        assert!(matches(&json!({"none": {"$exactly": []}}), &json!({})));
+        assert!(!matches(&json!({"l": {"$exactly": []}}), &actual));
+        assert!(!matches(
+            &json!({"l": {"$exactly": [1]}}),
+            &json!({"l": "x"})
+        ));
+    }
+
+    #[test]
+    fn json_parses_a_string_and_matches_inside_it() {
+        let actual = json!({"a": "[{\"poolName\":\"p\",\"port\":30000}]"});
+        assert!(matches(
+            &json!({"a": {"$json": [{"port": 30000}]}}),
+            &actual
+        ));
+        let wrong = diff(&json!({"a": {"$json": [{"port": 30001}]}}), &actual);
+        assert!(
+            wrong[0].starts_with(".a($json): no distinct element"),
+            "{wrong:?}"
+        );
+        let not_json = diff(&json!({"a": {"$json": {}}}), &json!({"a": "{oops"}));
+        assert!(
+            not_json[0].starts_with(".a: expected a JSON string"),
+            "{not_json:?}"
+        );
+        assert!(!matches(&json!({"a": {"$json": {}}}), &json!({})));
+    }
+
+    #[test]
+    fn contains_matches_substrings_of_strings_only() {
+        let actual = json!({"m": "admission webhook denied: port pool missing not found"});
+        assert!(matches(
+            &json!({"m": {"$contains": "pool missing not found"}}),
+            &actual
+        ));
+        let wrong = diff(&json!({"m": {"$contains": "quota"}}), &actual);
+        assert!(
+            wrong[0].starts_with(".m: expected a string containing \"quota\""),
+            "{wrong:?}"
+        );
+        assert!(!matches(
+            &json!({"m": {"$contains": "1"}}),
+            &json!({"m": 1})
+        ));
+    }
 
     #[test]
     fn maps_match_partially_and_report_each_differing_path() {

@@ -12,7 +12,7 @@ use std::time::Instant;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::{Value, json};
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::env::{EnvOptions, Environment};
 use crate::error::Result;
@@ -165,6 +165,8 @@ pub(crate) struct Ctx<'a> {
     pub scenario: &'a LoadedScenario,
     pub namespace: String,
     pub measurements: measure::Measurements,
+    /// Output of collector operations (`events`, `dump`, `controllerLog`) for the step log.
+    pub notes: Vec<String>,
 }
 
 async fn run_scenario(
@@ -202,7 +204,9 @@ async fn run_scenario(
         scenario: loaded,
         namespace: namespace.clone(),
         measurements: measure::Measurements::default(),
+        notes: Vec::new(),
     };
+    let monitor = InvariantMonitor::start(ctx.env, &scenario.invariants);
     for step in &scenario.steps {
         progress.step(&format!("{} / {}", scenario.metadata.name, step.name));
         let mut step_report = run_step(&mut ctx, step).await;
@@ -238,6 +242,15 @@ async fn run_scenario(
         progress.advance();
         report.steps.push(step_report);
     }
+    if let Some(monitor) = monitor {
+        report.invariant_failures.extend(
+            monitor
+                .finish()
+                .await
+                .into_iter()
+                .map(|v| format!("during the steps: {v}")),
+        );
+    }
     report.invariant_failures.extend(
         check_invariants(&mut ctx, true)
             .await
@@ -249,16 +262,83 @@ async fn run_scenario(
         .finish(&scenario.measurements, &scenario.metadata.name)
         .await;
     if !options.keep {
-        let namespaces: Api<Namespace> = Api::all(ctx.env.client.clone());
-        if let Err(e) = namespaces
-            .delete(&namespace, &DeleteParams::background())
-            .await
-        {
-            warn!("deleting namespace {namespace}: {e}");
-        }
+        let check = scenario.invariants.clean_teardown;
+        report.invariant_failures.extend(
+            teardown(ctx.env, &namespace, check)
+                .await
+                .into_iter()
+                .map(|v| format!("teardown: {v}")),
+        );
     }
     report.seconds = started.elapsed().as_secs_f64();
     report
+}
+
+const TEARDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Deletes the scenario's namespace in a healthy environment (faults cleared, controller
+/// running, since its webhooks fail closed) and, with `check`, waits until the namespace is gone
+/// and fake-clb holds no listener: the controller must clean up after every object it created.
+/// Returns the problems found.
+async fn teardown(env: &mut Environment, namespace: &str, check: bool) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(e) = env.admin("DELETE", "/_fake/faults", None).await {
+        problems.push(format!("clearing faults: {e}"));
+    }
+    if env.controller_available()
+        && !env.controller_running()
+        && let Err(e) = env.start_controller().await
+    {
+        problems.push(format!("restarting the controller for teardown: {e}"));
+    }
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    if let Err(e) = namespaces
+        .delete(namespace, &DeleteParams::background())
+        .await
+    {
+        problems.push(format!("deleting namespace {namespace}: {e}"));
+        return problems;
+    }
+    if !check {
+        return problems;
+    }
+    let deadline = Instant::now() + TEARDOWN_LIMIT;
+    let mut left: Vec<String> = vec![format!("namespace {namespace}")];
+    while Instant::now() < deadline {
+        left = match namespaces.get_opt(namespace).await {
+            Ok(Some(_)) => vec![format!("namespace {namespace}")],
+            Ok(None) => match env.admin("GET", "/_fake/state", None).await {
+                Ok(state) => invariants::cloud_load_balancers(&state)
+                    .iter()
+                    .flat_map(|(id, lb)| {
+                        lb.get("listeners")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                            .map(move |l| {
+                                format!(
+                                    "listener {id} {} {}",
+                                    l.get("protocol").and_then(Value::as_str).unwrap_or("?"),
+                                    l.get("port").map(Value::to_string).unwrap_or_default()
+                                )
+                            })
+                    })
+                    .collect(),
+                Err(e) => vec![format!("reading fake-clb: {e}")],
+            },
+            Err(e) => vec![format!("reading namespace {namespace}: {e}")],
+        };
+        if left.is_empty() {
+            return problems;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    problems.push(format!(
+        "still present {}s after deleting the namespace: {}",
+        TEARDOWN_LIMIT.as_secs(),
+        left.join(", ")
+    ));
+    problems
 }
 
 fn indent(text: &str) -> String {
@@ -348,6 +428,7 @@ async fn run_logged(
     let op = expand(op, &ctx.namespace);
     let result = ops::run(ctx, step, &op).await;
     let seconds = started.elapsed().as_secs_f64();
+    log.append(&mut ctx.notes);
     match result {
         Ok(()) => {
             log.push(format!("{label} {}: ok ({seconds:.2}s)", op.kind_name()));
@@ -391,7 +472,13 @@ async fn check_invariants(ctx: &mut Ctx<'_>, end: bool) -> Vec<String> {
     if !(inv.unique_ports || inv.ready_bindings_in_cloud || (end && inv.no_orphans)) {
         return Vec::new();
     }
-    match invariant_snapshot(ctx).await {
+    match invariant_snapshot(
+        &ctx.env.client,
+        &ctx.env.http,
+        &ctx.env.admin_url("/_fake/state"),
+    )
+    .await
+    {
         Ok((pods, bindings, listeners, state)) => {
             let mut out = Vec::new();
             if inv.unique_ports {
@@ -413,8 +500,11 @@ async fn check_invariants(ctx: &mut Ctx<'_>, end: bool) -> Vec<String> {
 
 type Snapshot = (Vec<Value>, Vec<Value>, Vec<Value>, Value);
 
-async fn invariant_snapshot(ctx: &Ctx<'_>) -> Result<Snapshot> {
-    let client = &ctx.env.client;
+async fn invariant_snapshot(
+    client: &kube::Client,
+    http: &reqwest::Client,
+    state_url: &str,
+) -> Result<Snapshot> {
     let all = |api_version: &str, kind: &str| scenario::ResourceRef {
         api_version: api_version.to_string(),
         kind: kind.to_string(),
@@ -437,8 +527,75 @@ async fn invariant_snapshot(ctx: &Ctx<'_>) -> Result<Snapshot> {
     let group = "networkextension.bkbcs.tencent.com/v1";
     let bindings = list_all(all(group, "PortBinding")).await?;
     let listeners = list_all(all(group, "Listener")).await?;
-    let state = ctx.env.admin("GET", "/_fake/state", None).await?;
+    let state = http
+        .get(state_url)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
     Ok((pods, bindings, listeners, state))
+}
+
+/// Default period of the continuous invariant checks.
+const INVARIANT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Checks `uniquePorts` and `readyBindingsInCloud` in the background while the steps run. The
+/// pods, PortBindings and fake-clb are read one after another, so a violation counts only when
+/// two consecutive checks both see it (a binding read just before its pod was deleted is not
+/// one). `interval: 0s` turns it off.
+struct InvariantMonitor {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<std::collections::BTreeSet<String>>,
+}
+
+impl InvariantMonitor {
+    fn start(env: &Environment, inv: &scenario::Invariants) -> Option<InvariantMonitor> {
+        let interval = inv.interval.map(|i| i.get()).unwrap_or(INVARIANT_INTERVAL);
+        if interval.is_zero() || !(inv.unique_ports || inv.ready_bindings_in_cloud) {
+            return None;
+        }
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let (client, http) = (env.client.clone(), env.http.clone());
+        let state_url = env.admin_url("/_fake/state");
+        let (unique, ready) = (inv.unique_ports, inv.ready_bindings_in_cloud);
+        let task = tokio::spawn(async move {
+            let mut previous = std::collections::BTreeSet::new();
+            let mut persistent = std::collections::BTreeSet::new();
+            loop {
+                tokio::select! {
+                    _ = stopped.changed() => return persistent,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+                let Ok((pods, bindings, _, state)) =
+                    invariant_snapshot(&client, &http, &state_url).await
+                else {
+                    continue;
+                };
+                let mut current = std::collections::BTreeSet::new();
+                if unique {
+                    current.extend(invariants::duplicate_ports(&pods));
+                }
+                if ready {
+                    current.extend(invariants::ready_bindings_missing_in_cloud(
+                        &bindings, &pods, &state,
+                    ));
+                }
+                persistent.extend(current.intersection(&previous).cloned());
+                previous = current;
+            }
+        });
+        Some(InvariantMonitor { stop, task })
+    }
+
+    /// Stops the checks; returns the violations seen by two consecutive checks.
+    async fn finish(self) -> Vec<String> {
+        let _ = self.stop.send(true);
+        match self.task.await {
+            Ok(found) => found.into_iter().collect(),
+            Err(e) => vec![format!("invariant monitor failed: {e}")],
+        }
+    }
 }
 
 /// Where `run` writes reports by default: `reports/<UTC timestamp>`.

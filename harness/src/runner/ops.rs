@@ -95,6 +95,10 @@ pub(super) async fn run(ctx: &mut Ctx<'_>, step: &Step, op: &Operation) -> Resul
                     .and_then(Value::as_str)
                     .unwrap_or("?")
                     .to_string();
+                if let Some(expected) = &apply.expect_error {
+                    expect_rejection(&client, &ns, &object, &name, expected, limit).await?;
+                    continue;
+                }
                 poll(limit, &format!("apply {name}"), || {
                     let (client, ns, object) = (client.clone(), ns.clone(), object.clone());
                     async move {
@@ -409,7 +413,183 @@ pub(super) async fn run(ctx: &mut Ctx<'_>, step: &Step, op: &Operation) -> Resul
             tokio::time::sleep(sleep.duration.get()).await;
             Ok(())
         }
+        Operation::Console(console) => {
+            let (path, body) = console_request(ctx.env, console).await?;
+            ctx.env.admin("POST", &path, Some(&body)).await?;
+            Ok(())
+        }
+        Operation::Events(events) => {
+            let namespace = events.namespace.clone().unwrap_or(ns);
+            ctx.notes.push(collect_events(&client, &namespace).await?);
+            Ok(())
+        }
+        Operation::Dump(dump) => {
+            let objects = kubeops::list(&client, &dump.resource, &ns).await?;
+            let mut text = format!("{} {} object(s):", objects.len(), dump.resource.kind);
+            for (name, mut object) in objects {
+                if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.remove("managedFields");
+                }
+                let yaml = serde_yaml::to_string(&object).unwrap_or_else(|e| e.to_string());
+                text.push_str(&format!("\n--- {name}\n{yaml}"));
+            }
+            ctx.notes.push(text);
+            Ok(())
+        }
+        Operation::ControllerLog(log) => {
+            let lines = log.lines.unwrap_or(50);
+            let path = ctx.env.controller_log();
+            ctx.notes.push(format!(
+                "last {lines} line(s) of {}:\n{}",
+                path.display(),
+                crate::cluster::process::log_tail(&path, lines)
+            ));
+            Ok(())
+        }
     }
+}
+
+/// Applies `object` until the API server rejects it (transient errors are retried) and checks
+/// the rejection names `expected`. An accepted object fails the operation.
+async fn expect_rejection(
+    client: &kube::Client,
+    namespace: &str,
+    object: &Value,
+    name: &str,
+    expected: &str,
+    limit: Duration,
+) -> Result<(), OpFailure> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match kubeops::apply(client, object, namespace).await {
+            Ok(_) => {
+                return Err(OpFailure {
+                    message: format!("apply {name}: accepted, expected a rejection"),
+                    detail: format!("expected an error containing {expected:?}"),
+                });
+            }
+            Err(e) if kubeops::is_transient(&e) && Instant::now() < deadline => {
+                tokio::time::sleep(POLL).await;
+            }
+            Err(e) => {
+                let message = e.to_string();
+                return if message.contains(expected) {
+                    Ok(())
+                } else {
+                    Err(OpFailure {
+                        message: format!("apply {name}: rejected with another message"),
+                        detail: format!(
+                            "expected an error containing {expected:?}\ngot: {message}"
+                        ),
+                    })
+                };
+            }
+        }
+    }
+}
+
+/// The control-API path and body of a `console` operation; listener ids are looked up by port.
+async fn console_request(
+    env: &crate::env::Environment,
+    console: &scenario::ConsoleOp,
+) -> Result<(String, Value), OpFailure> {
+    use scenario::ConsoleAction;
+    let region = console
+        .region
+        .clone()
+        .unwrap_or_else(|| env.cloud.region.clone());
+    let mut body = json!({"region": region, "loadBalancerId": console.load_balancer_id});
+    if let Some(secret_id) = &console.secret_id {
+        body["secretId"] = json!(secret_id);
+    }
+    let action = match console.action {
+        ConsoleAction::DeleteLoadBalancer => "delete-load-balancer",
+        ConsoleAction::CreateLoadBalancer => {
+            let secret_id = console
+                .secret_id
+                .clone()
+                .or_else(|| env.cloud.accounts.first().map(|a| a.secret_id.clone()))
+                .unwrap_or_default();
+            body["secretId"] = json!(secret_id);
+            body["id"] = json!(console.load_balancer_id);
+            body["name"] = json!(
+                console
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| console.load_balancer_id.clone())
+            );
+            body["type"] = json!("OPEN");
+            body["vips"] = json!(console.vips);
+            "create-load-balancer"
+        }
+        ConsoleAction::DeleteListener | ConsoleAction::DeleteTarget => {
+            let port = console.port.unwrap_or_default();
+            let protocol = console
+                .protocol
+                .clone()
+                .unwrap_or_else(|| "TCP".to_string());
+            let state = env.admin("GET", "/_fake/state", None).await?;
+            let lb = super::invariants::cloud_load_balancers(&state)
+                .remove(&console.load_balancer_id)
+                .ok_or_else(|| OpFailure {
+                    message: format!(
+                        "load balancer {} not found in fake-clb",
+                        console.load_balancer_id
+                    ),
+                    detail: String::new(),
+                })?;
+            let listener_id = lb
+                .get("listeners")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|l| {
+                    l.get("port").and_then(Value::as_u64) == Some(u64::from(port))
+                        && l.get("protocol").and_then(Value::as_str) == Some(protocol.as_str())
+                })
+                .and_then(|l| l.get("listenerId").and_then(Value::as_str))
+                .ok_or_else(|| OpFailure {
+                    message: format!(
+                        "no {protocol} listener on port {port} of {}",
+                        console.load_balancer_id
+                    ),
+                    detail: String::new(),
+                })?;
+            body["listenerId"] = json!(listener_id);
+            if console.action == ConsoleAction::DeleteTarget {
+                body["ip"] = json!(console.ip);
+                body["port"] = json!(console.target_port);
+                "delete-target"
+            } else {
+                "delete-listener"
+            }
+        }
+    };
+    Ok((format!("/_fake/console/{action}"), body))
+}
+
+/// The namespace's events, oldest first, one line each.
+async fn collect_events(client: &kube::Client, namespace: &str) -> Result<String, OpFailure> {
+    use k8s_openapi::api::core::v1::Event;
+    let api: kube::Api<Event> = kube::Api::namespaced(client.clone(), namespace);
+    let mut events = api
+        .list(&kube::api::ListParams::default())
+        .await
+        .map_err(Error::from)?
+        .items;
+    events.sort_by_key(|e| e.last_timestamp.clone().map(|t| t.0));
+    let mut text = format!("{} event(s) in {namespace}:", events.len());
+    for e in events {
+        text.push_str(&format!(
+            "\n{} {}/{} {}: {}",
+            e.type_.unwrap_or_default(),
+            e.involved_object.kind.unwrap_or_default(),
+            e.involved_object.name.unwrap_or_default(),
+            e.reason.unwrap_or_default(),
+            e.message.unwrap_or_default()
+        ));
+    }
+    Ok(text)
 }
 
 fn names(objects: &[(String, Value)]) -> String {
@@ -472,6 +652,7 @@ async fn cloud_query(
         CloudQuery::Faults => Some(env.admin("GET", "/_fake/faults", None).await?),
         CloudQuery::Limits => Some(env.admin("GET", "/_fake/limits", None).await?),
         CloudQuery::State => Some(env.admin("GET", "/_fake/state", None).await?),
+        CloudQuery::Requests => Some(env.admin("GET", "/_fake/requests", None).await?),
         CloudQuery::LoadBalancers => {
             let state = env.admin("GET", "/_fake/state", None).await?;
             Some(Value::Array(

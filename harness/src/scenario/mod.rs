@@ -317,7 +317,12 @@ pub struct Invariants {
     /// At the end: no listener or target in fake-clb that no object accounts for.
     #[serde(default = "yes")]
     pub no_orphans: bool,
-    /// How often the continuous checks run.
+    /// After the scenario's namespace is deleted (faults cleared, controller running): the
+    /// namespace goes within 2 minutes and fake-clb is left with no listener.
+    #[serde(default = "yes")]
+    pub clean_teardown: bool,
+    /// Period of the background checks of `uniquePorts` and `readyBindingsInCloud` while the
+    /// steps run (default 2s; `0s` turns them off).
     #[serde(default)]
     pub interval: Option<HumanDuration>,
 }
@@ -328,6 +333,7 @@ impl Default for Invariants {
             unique_ports: true,
             ready_bindings_in_cloud: true,
             no_orphans: true,
+            clean_teardown: true,
             interval: None,
         }
     }
@@ -428,6 +434,14 @@ pub enum Operation {
     Measure(MeasureOp),
     /// Wait a fixed time. Prefer `wait`/`assert`, which poll a condition.
     Sleep(SleepOp),
+    /// Change fake-clb behind the controller's back, as a person in the cloud console would.
+    Console(ConsoleOp),
+    /// Collector: write the namespace's events into the step log (for `catch`).
+    Events(EventsOp),
+    /// Collector: write the selected objects as YAML into the step log (for `catch`).
+    Dump(DumpOp),
+    /// Collector: write the last lines of the controller's log into the step log (for `catch`).
+    ControllerLog(ControllerLogOp),
 }
 
 impl Operation {
@@ -447,6 +461,10 @@ impl Operation {
             Operation::Controller(_) => "controller",
             Operation::Measure(_) => "measure",
             Operation::Sleep(_) => "sleep",
+            Operation::Console(_) => "console",
+            Operation::Events(_) => "events",
+            Operation::Dump(_) => "dump",
+            Operation::ControllerLog(_) => "controllerLog",
         }
     }
 }
@@ -477,6 +495,10 @@ pub struct ApplyOp {
     pub object: Option<Value>,
     #[serde(default)]
     pub objects: Option<Vec<Value>>,
+    /// The API server must reject the apply with a message containing this text (e.g. a webhook
+    /// denial); an accepted apply fails the operation.
+    #[serde(default)]
+    pub expect_error: Option<String>,
     #[serde(default)]
     pub timeout: Option<HumanDuration>,
 }
@@ -615,6 +637,8 @@ pub enum CloudQuery {
     Limits,
     /// The whole `GET /_fake/state`.
     State,
+    /// fake-clb's request log `GET /_fake/requests` (newest last), as a list.
+    Requests,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -670,6 +694,73 @@ pub struct MeasureOp {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SleepOp {
     pub duration: HumanDuration,
+}
+
+/// What a `console` operation does in fake-clb (`POST /_fake/console/<action>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ConsoleAction {
+    /// Delete the listener on `port`/`protocol` (its id is looked up in fake-clb's state).
+    DeleteListener,
+    /// Remove the target `ip`:`targetPort` from the listener on `port`/`protocol`.
+    DeleteTarget,
+    /// Delete the load balancer with everything on it.
+    DeleteLoadBalancer,
+    /// Create a load balancer (`name`, `vips`; `type` OPEN) that is running at once.
+    CreateLoadBalancer,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConsoleOp {
+    pub action: ConsoleAction,
+    pub load_balancer_id: String,
+    /// Listener port (deleteListener, deleteTarget).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Listener protocol (deleteListener, deleteTarget); default TCP.
+    #[serde(default)]
+    pub protocol: Option<String>,
+    /// Target IP (deleteTarget).
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// Target port (deleteTarget).
+    #[serde(default)]
+    pub target_port: Option<u16>,
+    /// Name (createLoadBalancer); default the id.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// VIPs (createLoadBalancer).
+    #[serde(default)]
+    pub vips: Vec<String>,
+    /// Region; default the scenario's.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Owning account; default the first one.
+    #[serde(default)]
+    pub secret_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EventsOp {
+    /// Namespace; default the scenario's.
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DumpOp {
+    pub resource: ResourceRef,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ControllerLogOp {
+    /// How many lines from the end (default 50).
+    #[serde(default)]
+    pub lines: Option<usize>,
 }
 
 /// A scenario and the file it came from (relative `apply.file` paths resolve against it).
@@ -826,6 +917,24 @@ fn validate_op(
             Ok(())
         }
         Operation::Scale(scale) => need_name(&scale.resource),
+        Operation::Console(console) => {
+            let needs_listener = matches!(
+                console.action,
+                ConsoleAction::DeleteListener | ConsoleAction::DeleteTarget
+            );
+            if needs_listener && console.port.is_none() {
+                return Err("port (of the listener) is required".to_string());
+            }
+            if console.action == ConsoleAction::DeleteTarget
+                && (console.ip.is_none() || console.target_port.is_none())
+            {
+                return Err("deleteTarget needs ip and targetPort".to_string());
+            }
+            if console.action == ConsoleAction::CreateLoadBalancer && console.vips.is_empty() {
+                return Err("createLoadBalancer needs vips".to_string());
+            }
+            Ok(())
+        }
         Operation::Wait(wait) => {
             if wait.condition.is_some() == wait.deleted {
                 return Err("give either condition or deleted: true".to_string());

@@ -1272,4 +1272,90 @@ limits:
         assert_noop_resync(&fake, &worker).await;
         worker.shutdown().await;
     }
+
+    /// Between full reads a pass asks DescribeTargets only about listeners the previous pass changed; a resync
+    /// reads them all again and so repairs a target removed in the console.
+    #[tokio::test]
+    async fn passes_between_full_reads_only_read_targets_they_changed() {
+        let fake = Fake::start("20ms").await;
+        let store = Arc::new(Store::default());
+        let owners = owners(30);
+        for (i, o) in owners.iter().enumerate() {
+            store.put(tcp(
+                o,
+                32000 + i as u16,
+                &[(&format!("10.2.0.{}", i + 1), 80, 10)],
+            ));
+        }
+        let worker = spawn(
+            &fake,
+            &store,
+            WorkerConfig {
+                target_cache_ttl: Duration::from_secs(600),
+                ..config()
+            },
+        );
+        for o in &owners {
+            worker.notify(o.clone());
+        }
+        wait_until("30 listeners Synced", || store.all_synced(&owners)).await;
+        let passes = worker.passes();
+
+        // One more target on l-3: the next pass reads the targets of l-3 only (the others are unchanged since
+        // the pass that created them, which forgot the ones it touched).
+        let changed = &owners[3];
+        let l3_id = store.listener_id(changed).expect("l-3 has an id");
+        let mut more = tcp(
+            changed,
+            32003,
+            &[("10.2.0.4", 80, 10), ("10.2.9.9", 80, 10)],
+        );
+        more.known_listener_id = Some(l3_id.clone());
+        store.put(more);
+        worker.notify(changed.clone());
+        wait_until_async("l-3 has two targets", || async {
+            targets_of(&fake.listeners().await[&32003]).len() == 2
+        })
+        .await;
+        wait_until("the pass is over", || worker.passes() > passes).await;
+        // After the change is in place, a pass for l-3 reads only l-3's targets.
+        fake.clear_log().await;
+        let before = worker.passes();
+        worker.notify(changed.clone());
+        wait_until("a pass", || worker.passes() > before).await;
+        let reads = fake.requests("DescribeTargets").await;
+        let asked: Vec<Value> = reads
+            .iter()
+            .flat_map(|r| {
+                r["params"]["ListenerIds"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert!(
+            asked.len() <= 1,
+            "asked for {} listeners' targets: {asked:?}",
+            asked.len()
+        );
+        assert!(
+            asked.iter().all(|id| id == &Value::from(l3_id.clone())),
+            "{asked:?}"
+        );
+
+        // A target removed in the console is not seen from the cache, but a resync reads everything and
+        // puts it back.
+        let l5_id = store.listener_id(&owners[5]).expect("l-5 has an id");
+        fake.console(
+            "delete-target",
+            json!({"loadBalancerId": LB, "listenerId": l5_id, "ip": "10.2.0.6", "port": 80}),
+        )
+        .await;
+        worker.resync();
+        wait_until_async("the resync restores l-5's target", || async {
+            targets_of(&fake.listeners().await[&32005]).len() == 1
+        })
+        .await;
+        worker.shutdown().await;
+    }
 }

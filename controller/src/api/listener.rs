@@ -77,6 +77,15 @@ pub struct ListenerSpec {
     pub rules: Vec<ListenerRule>,
 }
 
+impl ListenerStatus {
+    /// `Synced` for the spec of generation `generation` (`metadata.generation`; unknown on objects that never
+    /// went through the API server, which then only need `Synced`).
+    pub fn synced_for(&self, generation: Option<i64>) -> bool {
+        self.status.as_deref() == Some(crate::api::keys::LISTENER_STATUS_SYNCED)
+            && (generation.is_none() || self.observed_generation == generation)
+    }
+}
+
 impl ListenerSpec {
     /// True for a port-range listener (`endPort > 0`).
     pub fn is_segment(&self) -> bool {
@@ -155,6 +164,10 @@ pub struct ListenerStatus {
     /// Last result or error text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub msg: Option<String>,
+    /// `metadata.generation` of the spec the status describes. A `Synced` status for an older generation says
+    /// nothing about the current spec (not in bcs, which had to mark listeners NotSynced before each change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
     /// Declared by the original, never written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_status: Option<ListenerHealthStatus>,
@@ -194,4 +207,35 @@ pub struct ListenerBackendHealthStatus {
     #[serde(rename = "targetID")]
     pub target_id: String,
     pub health_status_detail: String,
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::ListenerStatus;
+    use crate::api::keys;
+
+    #[test]
+    fn synced_counts_only_for_the_generation_it_observed() {
+        let status = ListenerStatus {
+            status: Some(keys::LISTENER_STATUS_SYNCED.into()),
+            observed_generation: Some(3),
+            ..ListenerStatus::default()
+        };
+        assert!(status.synced_for(Some(3)));
+        assert!(
+            !status.synced_for(Some(4)),
+            "a newer spec is not synced yet"
+        );
+        assert!(status.synced_for(None));
+        let old_writer = ListenerStatus {
+            observed_generation: None,
+            ..status.clone()
+        };
+        assert!(!old_writer.synced_for(Some(1)));
+        let failed = ListenerStatus {
+            status: Some(keys::LISTENER_STATUS_NOT_SYNCED.into()),
+            ..status
+        };
+        assert!(!failed.synced_for(Some(3)));
+    }
 }

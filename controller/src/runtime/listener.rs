@@ -49,11 +49,18 @@ pub struct StoreSource {
     store: Arc<ListenerStore>,
     queue: StatusQueue,
     reported_invalid: Mutex<HashMap<OwnerRef, String>>,
+    /// Generation of each CR's spec in the latest snapshot of its LB. A worker reports a pass's outcomes
+    /// before it takes the next snapshot of that LB, so [`QueueSink`] reads the generation the pass planned.
+    planned: Arc<Mutex<HashMap<OwnerRef, i64>>>,
 }
 
 impl DesiredSource for StoreSource {
     async fn snapshot(&self, lb: &LbRef) -> Snapshot {
         let snap = self.store.snapshot(lb);
+        self.planned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(snap.generations);
         if !snap.invalid.is_empty() {
             let mut reported = self
                 .reported_invalid
@@ -83,11 +90,20 @@ impl DesiredSource for StoreSource {
 /// [`StatusSink`] that queues outcomes for the [`StatusWriter`] (never blocks a worker on the API server).
 pub struct QueueSink {
     queue: StatusQueue,
+    planned: Arc<Mutex<HashMap<OwnerRef, i64>>>,
 }
 
 impl StatusSink for QueueSink {
     async fn report(&self, _lb: &LbRef, owner: &OwnerRef, outcome: &Outcome) {
-        self.queue.push(owner.clone(), outcome.clone());
+        let mut planned = self.planned.lock().unwrap_or_else(|p| p.into_inner());
+        let generation = match outcome {
+            // A deleted CR is gone for good: forget it.
+            Outcome::Deleted => planned.remove(owner),
+            _ => planned.get(owner).copied(),
+        };
+        drop(planned);
+        self.queue
+            .push_observed(owner.clone(), outcome.clone(), generation);
     }
 }
 
@@ -104,15 +120,18 @@ pub async fn run_while_leader(ctx: ReconcilerContext, mut stop: watch::Receiver<
         ctx.metrics.clone(),
     );
     let mut writer_task = tokio::spawn(writer.run());
+    let planned = Arc::new(Mutex::new(HashMap::new()));
     let pool = WorkerPool::new(
         ctx.cloud.clone(),
         Arc::new(StoreSource {
             store: store.clone(),
             queue: queue.clone(),
             reported_invalid: Mutex::default(),
+            planned: planned.clone(),
         }),
         Arc::new(QueueSink {
             queue: queue.clone(),
+            planned,
         }),
         ctx.worker,
     );
@@ -216,6 +235,11 @@ impl Reconciler<'_> {
                     self.add_finalizer(&listener).await;
                 }
                 let role = role_of(&listener);
+                // Our own status writes come back as events too; they change nothing to sync.
+                let sync_relevant = self
+                    .store
+                    .get(&owner)
+                    .is_none_or(|previous| needs_sync(&previous, &listener));
                 let touched = self.store.apply(listener);
                 // An unusable LB reference never reaches a worker: report it here.
                 let bad_lb = (role != Role::Ignored)
@@ -235,8 +259,10 @@ impl Reconciler<'_> {
                         },
                     );
                 }
-                for lb in &touched {
-                    self.pool.notify(lb, owner.clone());
+                if sync_relevant {
+                    for lb in &touched {
+                        self.pool.notify(lb, owner.clone());
+                    }
                 }
                 self.stop_idle_workers(&touched).await;
             }
@@ -322,7 +348,53 @@ impl Reconciler<'_> {
     }
 }
 
+/// Whether an update can change what the sync engine does: the spec (its generation), deletion, finalizers or
+/// labels (which carry the region). Status-only updates, such as our own status writes, cannot.
+fn needs_sync(previous: &Listener, next: &Listener) -> bool {
+    let (a, b) = (&previous.metadata, &next.metadata);
+    a.generation != b.generation
+        || a.generation.is_none()
+        || a.deletion_timestamp != b.deletion_timestamp
+        || a.finalizers != b.finalizers
+        || a.labels != b.labels
+}
+
 /// Resolves when the flag turns true (or its sender is gone); returns nothing so no watch guard lives on.
 pub(crate) async fn wait_true(flag: &mut watch::Receiver<bool>) {
     let _ = flag.wait_for(|v| *v).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs_sync;
+    use crate::api::Listener;
+    use serde_json::json;
+
+    fn listener(generation: i64, status: &str, labels: serde_json::Value) -> Listener {
+        serde_json::from_value(json!({
+            "apiVersion": "networkextension.bkbcs.tencent.com/v1",
+            "kind": "Listener",
+            "metadata": {"name": "l", "namespace": "ns", "generation": generation, "labels": labels},
+            "spec": {"loadbalancerID": "lb-1", "port": 80, "protocol": "TCP"},
+            "status": {"status": status},
+        }))
+        .expect("listener")
+    }
+
+    #[test]
+    fn status_only_updates_do_not_wake_the_sync_worker() {
+        let before = listener(2, "NotSynced", json!({}));
+        assert!(!needs_sync(&before, &listener(2, "Synced", json!({}))));
+        assert!(needs_sync(&before, &listener(3, "NotSynced", json!({}))));
+        assert!(needs_sync(
+            &before,
+            &listener(2, "NotSynced", json!({"region": "ap-shanghai"}))
+        ));
+        let mut deleting = listener(2, "NotSynced", json!({}));
+        deleting.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ));
+        assert!(needs_sync(&before, &deleting));
+    }
 }

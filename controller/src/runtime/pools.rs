@@ -7,6 +7,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use tokio::sync::broadcast;
+
 use super::portpool_plan::HeldPort;
 use crate::allocator::{Allocator, PoolKey, RequestProtocol};
 use crate::api::PortPoolItemStatus;
@@ -25,12 +27,27 @@ pub struct PendingAllocation {
     pub since: Instant,
 }
 
+/// Pool changes a receiver may fall behind by before it sees `Lagged` (and refreshes everything).
+const EXTERNAL_CHANGES_CAPACITY: usize = 256;
+
+/// Announces pools whose item `external` changed, so the PortBinding controller refreshes the pods'
+/// bindings annotations at once rather than at its next resync (bcs updates them in the pool reconcile).
+#[derive(Debug)]
+struct ExternalChanges(broadcast::Sender<PoolKey>);
+
+impl Default for ExternalChanges {
+    fn default() -> Self {
+        ExternalChanges(broadcast::channel(EXTERNAL_CHANGES_CAPACITY).0)
+    }
+}
+
 /// The allocator plus the observed item status the webhook needs to describe an allocation
 /// (load balancer ids, VIPs, region, `external`).
 #[derive(Debug, Default)]
 pub struct PoolState {
     allocator: Mutex<Allocator>,
     items: Mutex<HashMap<PoolKey, Vec<PortPoolItemStatus>>>,
+    external_changes: ExternalChanges,
     /// Webhook allocations awaiting confirmation. Lock order: allocator, then pending.
     pending: Mutex<HashMap<PendingPort, PendingAllocation>>,
     ready: AtomicBool,
@@ -46,9 +63,26 @@ impl PoolState {
         f(&mut guard)
     }
 
-    /// Replaces the observed item status of one pool (from `PortPool.status.poolItems`).
+    /// Replaces the observed item status of one pool (from `PortPool.status.poolItems`); announces the
+    /// pool to [`Self::subscribe_external_changes`] when an item it already knew changed its `external`.
     pub fn set_items(&self, key: PoolKey, items: Vec<PortPoolItemStatus>) {
-        self.lock_items().insert(key, items);
+        let changed = {
+            let mut all = self.lock_items();
+            let changed = all
+                .get(&key)
+                .is_some_and(|old| externals_changed(old, &items));
+            all.insert(key.clone(), items);
+            changed
+        };
+        if changed {
+            // Sent after the new items are readable. No receiver (no PortBinding controller running) is fine.
+            let _ = self.external_changes.0.send(key);
+        }
+    }
+
+    /// Pools whose item `external` changed from now on (see [`Self::set_items`]).
+    pub fn subscribe_external_changes(&self) -> broadcast::Receiver<PoolKey> {
+        self.external_changes.0.subscribe()
     }
 
     /// Forgets a pool's observed items.
@@ -200,6 +234,15 @@ impl PoolState {
     }
 }
 
+/// True when an item present in both lists has a different `external`.
+fn externals_changed(old: &[PortPoolItemStatus], new: &[PortPoolItemStatus]) -> bool {
+    new.iter().any(|n| {
+        old.iter()
+            .find(|o| o.item_name == n.item_name)
+            .is_some_and(|o| o.external != n.external)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +277,47 @@ mod tests {
             );
             (got.start_port, vec![port])
         })
+    }
+
+    fn item(name: &str, external: Option<&str>) -> PortPoolItemStatus {
+        PortPoolItemStatus {
+            item_name: name.into(),
+            external: external.map(str::to_owned),
+            ..PortPoolItemStatus::default()
+        }
+    }
+
+    #[test]
+    fn a_changed_external_is_announced_once_the_items_are_stored() {
+        let state = PoolState::default();
+        let mut changes = state.subscribe_external_changes();
+        let key = PoolKey::new("ns", "pool");
+        // First sight of the pool, and an unchanged update: nothing to refresh.
+        state.set_items(key.clone(), vec![item("a", Some("v1")), item("b", None)]);
+        state.set_items(key.clone(), vec![item("a", Some("v1")), item("b", None)]);
+        assert!(changes.try_recv().is_err());
+        // A new item is not a change of an existing binding's external.
+        state.set_items(
+            key.clone(),
+            vec![item("a", Some("v1")), item("b", None), item("c", Some("x"))],
+        );
+        assert!(changes.try_recv().is_err());
+        state.set_items(
+            key.clone(),
+            vec![
+                item("a", Some("v1")),
+                item("b", Some("set")),
+                item("c", Some("x")),
+            ],
+        );
+        assert_eq!(changes.try_recv().unwrap(), key);
+        assert_eq!(
+            state.item(&key, "b").unwrap().external.as_deref(),
+            Some("set")
+        );
+        state.set_items(key.clone(), vec![item("a", None)]);
+        assert_eq!(changes.try_recv().unwrap(), key, "external removed");
+        assert!(changes.try_recv().is_err());
     }
 
     #[test]

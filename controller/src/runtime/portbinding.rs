@@ -16,7 +16,7 @@ use kube::{Resource, ResourceExt};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -90,12 +90,19 @@ struct Reconciler {
     bindings: Store<PortBinding>,
     listeners: Store<Listener>,
     /// When this leader created a binding, for the bind latency.
-    created: HashMap<Key, Instant>,
+    created: std::sync::Mutex<HashMap<Key, Instant>>,
 }
+
+/// Pods/bindings reconciled at the same time. Each key touches only its own PortBinding, pod and pool
+/// listeners, so keys are independent; one key is never reconciled twice at once.
+const CONCURRENCY: usize = 16;
 
 /// Watches pods, PortBindings and pool Listener CRs and reconciles bindings until `stop` turns true.
 pub async fn run_while_leader(ctx: PortBindingContext, mut stop: watch::Receiver<bool>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Key>();
+    // Subscribed before the first (full) pass, so no change of an item's `external` is missed.
+    let mut pool_changes = ctx.pool_state.subscribe_external_changes();
+    let mut pool_changes_open = true;
     let mut tasks = JoinSet::new();
     let pods = spawn_reflector(
         &mut tasks,
@@ -144,33 +151,32 @@ pub async fn run_while_leader(ctx: PortBindingContext, mut stop: watch::Receiver
             tracing::info!("portbinding caches synced")
         }
     }
-    let mut reconciler = Reconciler {
+    let reconciler = Arc::new(Reconciler {
         ctx,
         pods,
         bindings,
         listeners,
-        created: HashMap::new(),
-    };
+        created: std::sync::Mutex::default(),
+    });
     let mut due: HashMap<Key, Instant> = HashMap::new();
+    let mut running: JoinSet<(Key, Result<Option<Duration>, RuntimeError>)> = JoinSet::new();
+    let mut in_flight: std::collections::HashSet<Key> = std::collections::HashSet::new();
     let mut resync = tokio::time::interval(RESYNC);
     loop {
-        let next = due.values().min().copied();
+        // Keys already running wait for their run to end; with every slot busy nothing new starts.
+        let next = if running.len() >= CONCURRENCY {
+            None
+        } else {
+            due.iter()
+                .filter(|(k, _)| !in_flight.contains(*k))
+                .map(|(_, at)| *at)
+                .min()
+        };
         tokio::select! {
             _ = wait_true(&mut stop) => break,
-            Some(key) = rx.recv() => { due.insert(key, Instant::now()); }
-            _ = resync.tick() => {
-                for key in reconciler.all_keys() {
-                    due.entry(key).or_insert_with(Instant::now);
-                }
-            }
-            _ = sleep_until(next) => {
-                let now = Instant::now();
-                let Some(key) = due.iter().find(|(_, at)| **at <= now).map(|(k, _)| k.clone()) else { continue };
-                due.remove(&key);
-                let outcome = tokio::select! {
-                    _ = wait_true(&mut stop) => break,
-                    r = reconciler.reconcile(&key) => r,
-                };
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                let Ok((key, outcome)) = done else { continue };
+                in_flight.remove(&key);
                 match outcome {
                     Ok(Some(after)) => {
                         let at = Instant::now() + after;
@@ -184,8 +190,46 @@ pub async fn run_while_leader(ctx: PortBindingContext, mut stop: watch::Receiver
                     }
                 }
             }
+            Some(key) = rx.recv() => { due.insert(key, Instant::now()); }
+            change = pool_changes.recv(), if pool_changes_open => {
+                let keys = match change {
+                    Ok(pool) => reconciler.keys_using_pool(&pool),
+                    Err(broadcast::error::RecvError::Lagged(_)) => reconciler.all_keys(),
+                    Err(broadcast::error::RecvError::Closed) => {
+                        pool_changes_open = false;
+                        Vec::new()
+                    }
+                };
+                for key in keys {
+                    due.entry(key).or_insert_with(Instant::now);
+                }
+            }
+            _ = resync.tick() => {
+                for key in reconciler.all_keys() {
+                    due.entry(key).or_insert_with(Instant::now);
+                }
+            }
+            _ = sleep_until(next) => {
+                let now = Instant::now();
+                let ready: Vec<Key> = due
+                    .iter()
+                    .filter(|(k, at)| **at <= now && !in_flight.contains(*k))
+                    .map(|(k, _)| k.clone())
+                    .take(CONCURRENCY.saturating_sub(running.len()))
+                    .collect();
+                for key in ready {
+                    due.remove(&key);
+                    in_flight.insert(key.clone());
+                    let reconciler = reconciler.clone();
+                    running.spawn(async move {
+                        let outcome = reconciler.reconcile(&key).await;
+                        (key, outcome)
+                    });
+                }
+            }
         }
     }
+    running.shutdown().await;
     tasks.shutdown().await;
 }
 
@@ -202,13 +246,25 @@ impl Reconciler {
         keys
     }
 
+    /// Pods whose bindings annotation holds a port of `pool`: their annotation may need an item's new `external`.
+    fn keys_using_pool(&self, pool: &PoolKey) -> Vec<Key> {
+        self.pods
+            .state()
+            .iter()
+            .filter(|p| pod_uses_pool(p, pool))
+            .map(|p| key_of(&**p))
+            .collect()
+    }
+
     fn listener_view(&self, namespace: &str, name: &str) -> Option<ListenerView> {
         let listener = self
             .listeners
             .get(&ObjectRef::new(name).within(namespace))?;
         Some(ListenerView {
-            synced: listener.status.as_ref().and_then(|s| s.status.as_deref())
-                == Some(keys::LISTENER_STATUS_SYNCED),
+            synced: listener
+                .status
+                .as_ref()
+                .is_some_and(|s| s.synced_for(listener.metadata.generation)),
             backends: listener
                 .spec
                 .target_group
@@ -219,7 +275,7 @@ impl Reconciler {
     }
 
     /// One pass for one pod/binding name; returns when to look again.
-    async fn reconcile(&mut self, key: &Key) -> Result<Option<Duration>, RuntimeError> {
+    async fn reconcile(&self, key: &Key) -> Result<Option<Duration>, RuntimeError> {
         let (ns, name) = key;
         let pod = self.pods.get(&ObjectRef::new(name).within(ns));
         let pod_items = pod.as_deref().and_then(pod_binding_items);
@@ -271,7 +327,12 @@ impl Reconciler {
                     self.update_pod(pod, phase == Phase::Ready).await?;
                 }
                 if phase == Phase::Ready {
-                    if let Some(at) = self.created.remove(key) {
+                    let created = self
+                        .created
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(key);
+                    if let Some(at) = created {
                         self.ctx
                             .metrics
                             .bind_latency
@@ -312,7 +373,10 @@ impl Reconciler {
                     Err(e) => return Err(e.into()),
                 }
                 self.release(&items);
-                self.created.remove(key);
+                self.created
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(key);
                 tracing::info!(namespace = %ns, name = %name, "portbinding deleted and ports released");
                 Ok(None)
             }
@@ -320,7 +384,7 @@ impl Reconciler {
     }
 
     async fn create_binding(
-        &mut self,
+        &self,
         ns: &str,
         name: &str,
         pod: &Pod,
@@ -352,6 +416,8 @@ impl Reconciler {
             Err(e) => return Err(e.into()),
         }
         self.created
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
             .insert((ns.to_owned(), name.to_owned()), Instant::now());
         tracing::info!(namespace = %ns, name = %name, "portbinding created");
         Ok(())
@@ -554,17 +620,8 @@ impl Reconciler {
         if current == Some(status) {
             return Ok(());
         }
-        let message = if ready {
-            keys::CONDITION_MESSAGE_BOUND
-        } else {
-            keys::CONDITION_MESSAGE_NOT_BOUND
-        };
-        let patch = json!({"status": {"conditions": [{
-            "type": annotations::READINESS_GATE_CONDITION,
-            "status": status,
-            "message": message,
-            "lastTransitionTime": format_time(SystemTime::now()),
-        }]}});
+        let patch =
+            json!({"status": {"conditions": [readiness_condition(ready, SystemTime::now())]}});
         api.patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch))
             .await?;
         Ok(())
@@ -642,6 +699,34 @@ fn pod_binding_items(pod: &Pod) -> Option<Vec<PortBindingItem>> {
     }
 }
 
+/// The pod condition of the readiness gate; reason and message as bcs writes them (`Ready` / `NotReady`).
+fn readiness_condition(ready: bool, now: SystemTime) -> serde_json::Value {
+    let (status, reason, message) = if ready {
+        ("True", "Ready", keys::CONDITION_MESSAGE_BOUND)
+    } else {
+        ("False", "NotReady", keys::CONDITION_MESSAGE_NOT_BOUND)
+    };
+    json!({
+        "type": annotations::READINESS_GATE_CONDITION,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": format_time(now),
+    })
+}
+
+/// True when the pod's bindings annotation (readable) has an entry of `pool`.
+fn pod_uses_pool(pod: &Pod, pool: &PoolKey) -> bool {
+    pod.annotations()
+        .get(annotations::POOL_BINDINGS)
+        .and_then(|raw| parse_pool_bindings(raw).ok())
+        .is_some_and(|items| {
+            items
+                .iter()
+                .any(|i| i.pool_name == pool.name && i.pool_namespace == pool.namespace)
+        })
+}
+
 /// Pod IP and container port, or host IP and the container port's hostPort when the item says `hostPort`.
 fn endpoint(pod: &Pod, item: &PortBindingItem) -> Option<(String, i32)> {
     let status = pod.status.as_ref()?;
@@ -666,4 +751,53 @@ fn key_of<K: Resource>(obj: &K) -> Key {
         obj.meta().namespace.clone().unwrap_or_default(),
         obj.meta().name.clone().unwrap_or_default(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod_with_bindings(raw: &str) -> Pod {
+        let mut pod = Pod::default();
+        pod.metadata.annotations = Some(
+            [(annotations::POOL_BINDINGS.to_owned(), raw.to_owned())]
+                .into_iter()
+                .collect(),
+        );
+        pod
+    }
+
+    #[test]
+    fn the_readiness_condition_carries_reason_and_message() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let ready = readiness_condition(true, now);
+        assert_eq!(ready["type"], annotations::READINESS_GATE_CONDITION);
+        assert_eq!(ready["status"], "True");
+        assert_eq!(ready["reason"], "Ready");
+        assert_eq!(ready["message"], "ports ares binded for the pod");
+        assert_eq!(ready["lastTransitionTime"], format_time(now));
+        let not_ready = readiness_condition(false, now);
+        assert_eq!(not_ready["status"], "False");
+        assert_eq!(not_ready["reason"], "NotReady");
+        assert_eq!(not_ready["message"], "port are not bound to the pod");
+    }
+
+    #[test]
+    fn a_pod_uses_the_pools_its_bindings_annotation_names() {
+        let raw = r#"[{"poolName":"p1","poolNamespace":"game","loadBalancerIDs":["lb-1"],"poolItemName":"item1","protocol":"TCP","startPort":31000,"endPort":0,"rsStartPort":80},
+                      {"poolName":"p2","poolNamespace":"pools","loadBalancerIDs":["lb-2"],"poolItemName":"item1","protocol":"UDP","startPort":32000,"endPort":0,"rsStartPort":80}]"#;
+        let pod = pod_with_bindings(raw);
+        assert!(pod_uses_pool(&pod, &PoolKey::new("game", "p1")));
+        assert!(pod_uses_pool(&pod, &PoolKey::new("pools", "p2")));
+        assert!(
+            !pod_uses_pool(&pod, &PoolKey::new("pools", "p1")),
+            "same name, other namespace"
+        );
+        assert!(!pod_uses_pool(&pod, &PoolKey::new("game", "p3")));
+        assert!(!pod_uses_pool(
+            &pod_with_bindings("not json"),
+            &PoolKey::new("game", "p1")
+        ));
+        assert!(!pod_uses_pool(&Pod::default(), &PoolKey::new("game", "p1")));
+    }
 }

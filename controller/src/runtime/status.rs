@@ -27,13 +27,23 @@ pub const EVENT_REASON_FAILED: &str = "EnsureFailed";
 /// The sending side: cheap to clone, never blocks.
 #[derive(Clone, Debug)]
 pub struct StatusQueue {
-    tx: mpsc::UnboundedSender<(OwnerRef, Outcome)>,
+    tx: mpsc::UnboundedSender<Queued>,
 }
 
+/// One outcome and the `metadata.generation` of the spec it was computed from, when known.
+type Queued = (OwnerRef, Outcome, Option<i64>);
+
 impl StatusQueue {
-    /// Queues one outcome. After shutdown (writer gone) outcomes are dropped: the next leader recomputes them.
+    /// Queues one outcome that is not tied to a synced spec (e.g. an invalid CR).
     pub fn push(&self, owner: OwnerRef, outcome: Outcome) {
-        if self.tx.send((owner, outcome)).is_err() {
+        self.push_observed(owner, outcome, None);
+    }
+
+    /// Queues the outcome of a sync pass planned from generation `generation` of the CR's spec; it becomes
+    /// `status.observedGeneration`. After shutdown (writer gone) outcomes are dropped: the next leader
+    /// recomputes them.
+    pub fn push_observed(&self, owner: OwnerRef, outcome: Outcome, generation: Option<i64>) {
+        if self.tx.send((owner, outcome, generation)).is_err() {
             tracing::debug!("status writer stopped; dropping an outcome");
         }
     }
@@ -45,7 +55,7 @@ pub struct StatusWriter {
     store: Arc<ListenerStore>,
     recorder: Recorder,
     metrics: RuntimeMetrics,
-    rx: mpsc::UnboundedReceiver<(OwnerRef, Outcome)>,
+    rx: mpsc::UnboundedReceiver<Queued>,
 }
 
 impl StatusWriter {
@@ -70,12 +80,12 @@ impl StatusWriter {
 
     /// Runs until every [`StatusQueue`] is dropped.
     pub async fn run(mut self) {
-        while let Some((owner, outcome)) = self.rx.recv().await {
-            self.apply(&owner, outcome).await;
+        while let Some((owner, outcome, generation)) = self.rx.recv().await {
+            self.apply(&owner, outcome, generation).await;
         }
     }
 
-    async fn apply(&self, owner: &str, outcome: Outcome) {
+    async fn apply(&self, owner: &str, outcome: Outcome, generation: Option<i64>) {
         // The cache is the newest state we know; an owner it no longer holds is gone.
         let Some(listener) = self.store.get(owner) else {
             return;
@@ -96,8 +106,8 @@ impl StatusWriter {
                     owner,
                     &listener,
                     Some(listener_id.clone()),
-                    keys::LISTENER_STATUS_SYNCED,
-                    MSG_SYNCED,
+                    (keys::LISTENER_STATUS_SYNCED, MSG_SYNCED),
+                    generation,
                 )
                 .await
             }
@@ -112,8 +122,8 @@ impl StatusWriter {
                         owner,
                         &listener,
                         known,
-                        keys::LISTENER_STATUS_NOT_SYNCED,
-                        message,
+                        (keys::LISTENER_STATUS_NOT_SYNCED, message),
+                        generation,
                     )
                     .await;
                 self.warn(&listener, message).await;
@@ -132,14 +142,17 @@ impl StatusWriter {
         owner: &str,
         listener: &Listener,
         listener_id: Option<String>,
-        status: &str,
-        msg: &str,
+        (status, msg): (&str, &str),
+        generation: Option<i64>,
     ) -> Result<(), kube::Error> {
         let current = listener.status.clone().unwrap_or_default();
         let mut next = current.clone();
         next.listener_id = listener_id.filter(|id| !id.is_empty());
         next.status = Some(status.to_string());
         next.msg = Some(msg.to_string());
+        if generation.is_some() {
+            next.observed_generation = generation;
+        }
         if status_is_same(&current, &next) {
             return Ok(());
         }
@@ -150,6 +163,7 @@ impl StatusWriter {
                 "listenerID": next.listener_id,
                 "status": next.status,
                 "msg": next.msg,
+                "observedGeneration": next.observed_generation,
             }
         });
         api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -215,7 +229,10 @@ impl StatusWriter {
 }
 
 fn status_is_same(a: &ListenerStatus, b: &ListenerStatus) -> bool {
-    a.listener_id == b.listener_id && a.status == b.status && a.msg == b.msg
+    a.listener_id == b.listener_id
+        && a.status == b.status
+        && a.msg == b.msg
+        && a.observed_generation == b.observed_generation
 }
 
 /// Events take at most 1 kB of note.

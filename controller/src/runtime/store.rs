@@ -19,6 +19,8 @@ pub struct LbSnapshot {
     pub desired: Vec<DesiredListener>,
     pub deleting: Vec<DeletingListener>,
     pub invalid: Vec<(OwnerRef, MappingError)>,
+    /// `metadata.generation` of every CR above, read in the same lock as its spec.
+    pub generations: HashMap<OwnerRef, i64>,
 }
 
 #[derive(Debug, Default)]
@@ -188,6 +190,9 @@ impl ListenerStore {
             let Some(entry) = inner.objects.get(owner) else {
                 continue;
             };
+            if let Some(generation) = entry.listener.metadata.generation {
+                snap.generations.insert(owner.clone(), generation);
+            }
             match role_of(&entry.listener) {
                 Role::Desired => match desired_listener(&entry.listener) {
                     Ok(d) => snap.desired.push(d),

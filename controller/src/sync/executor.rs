@@ -183,12 +183,83 @@ impl ExecutionReport {
 /// Listeners with a protocol or port this engine cannot represent are left out (with a warning);
 /// targets without a private IP (CVM instances bound by hand) are ignored, as bcs does.
 pub async fn read_cloud(client: &ClbClient, lb: &LbRef) -> Result<Vec<CloudListener>, CloudError> {
+    let mut known = TargetCache::default();
+    read_cloud_cached(client, lb, &mut known).await
+}
+
+/// Bound targets (`DescribeTargets` answers) of listeners, by listener id, that a pass may reuse instead of
+/// reading them again. Only the sync worker fills it, with listeners its last pass did not touch.
+#[derive(Debug, Clone, Default)]
+pub struct TargetCache {
+    backends: HashMap<String, api::ListenerBackend>,
+}
+
+impl TargetCache {
+    /// Listeners whose targets are cached.
+    pub fn len(&self) -> usize {
+        self.backends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.backends.is_empty()
+    }
+
+    /// Forgets everything: the next read is a full one.
+    pub fn clear(&mut self) {
+        self.backends.clear();
+    }
+
+    /// Forgets the listeners `plan` calls on: their targets are whatever the calls made of them.
+    pub fn forget_touched(&mut self, plan: &Plan) {
+        for id in plan.touched_listener_ids() {
+            self.backends.remove(&id);
+        }
+    }
+}
+
+/// Like [`read_cloud`], but takes the targets of listeners in `cache` from it and reads only the others.
+/// Every listener is still listed (`DescribeListeners`), so deleted or new listeners are always seen. On
+/// return `cache` holds the targets of every current listener (entries of vanished listeners are dropped).
+pub async fn read_cloud_cached(
+    client: &ClbClient,
+    lb: &LbRef,
+    cache: &mut TargetCache,
+) -> Result<Vec<CloudListener>, CloudError> {
     let listeners = client.describe_all_listeners(lb).await?;
-    let ids: Vec<String> = listeners.iter().map(|l| l.listener_id.clone()).collect();
-    let backends = client.describe_targets(lb, &ids).await?;
-    let backends: HashMap<&str, &api::ListenerBackend> = backends
+    let unknown: Vec<String> = listeners
         .iter()
-        .map(|b| (b.listener_id.as_str(), b))
+        .filter(|l| !cache.backends.contains_key(&l.listener_id))
+        .map(|l| l.listener_id.clone())
+        .collect();
+    let fresh = if unknown.is_empty() {
+        Vec::new()
+    } else {
+        client.describe_targets(lb, &unknown).await?
+    };
+    let mut current: HashMap<String, api::ListenerBackend> =
+        HashMap::with_capacity(listeners.len());
+    for l in &listeners {
+        if let Some(b) = cache.backends.remove(&l.listener_id) {
+            current.insert(l.listener_id.clone(), b);
+        }
+    }
+    for b in fresh {
+        current.insert(b.listener_id.clone(), b);
+    }
+    // A listener the answer leaves out has no targets; remember that too.
+    for id in unknown {
+        current
+            .entry(id.clone())
+            .or_insert_with(|| api::ListenerBackend {
+                listener_id: id,
+                ..api::ListenerBackend::default()
+            });
+    }
+    cache.backends = current;
+    let backends: HashMap<&str, &api::ListenerBackend> = cache
+        .backends
+        .iter()
+        .map(|(id, b)| (id.as_str(), b))
         .collect();
     let mut out = Vec::with_capacity(listeners.len());
     for l in &listeners {

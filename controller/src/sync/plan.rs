@@ -334,6 +334,42 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }
+
+    /// Ids of the existing listeners some step calls on (listeners a step creates have no id yet).
+    pub fn touched_listener_ids(&self) -> BTreeSet<String> {
+        fn existing(r: &ListenerRef) -> Option<&String> {
+            match r {
+                ListenerRef::Id(id) => Some(id),
+                ListenerRef::Key(_) => None,
+            }
+        }
+        let mut ids = BTreeSet::new();
+        for step in &self.steps {
+            match &step.call {
+                Call::DeleteListeners { listener_ids } => ids.extend(listener_ids.iter().cloned()),
+                Call::CreateListeners { .. } => {}
+                Call::ModifyListener { listener_id, .. }
+                | Call::DeleteRules { listener_id, .. }
+                | Call::ModifyRule { listener_id, .. }
+                | Call::ModifyDomainAttributes { listener_id, .. } => {
+                    ids.insert(listener_id.clone());
+                }
+                Call::CreateRules { listener, .. } => ids.extend(existing(listener).cloned()),
+                Call::DeregisterTargets { targets } | Call::RegisterTargets { targets } => {
+                    ids.extend(
+                        targets
+                            .iter()
+                            .filter_map(|t| existing(&t.listener))
+                            .cloned(),
+                    );
+                }
+                Call::ModifyTargetWeights { rules } => {
+                    ids.extend(rules.iter().filter_map(|r| existing(&r.listener)).cloned());
+                }
+            }
+        }
+        ids
+    }
 }
 
 /// Plans with the default (real API) limits.

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::batcher::Batcher;
-use super::executor::{ExecutionReport, Outcome, execute, read_cloud};
+use super::executor::{ExecutionReport, Outcome, TargetCache, execute, read_cloud_cached};
 use super::model::{DeletingListener, DesiredListener, OwnerRef};
 use super::plan::{Limits, plan_with};
 use crate::cloud::{ClbClient, LbRef, RetryPolicy};
@@ -68,6 +68,10 @@ pub struct WorkerConfig {
     pub retry_max: Duration,
     /// Batch limits for the planner (CreateListener ports are also capped by the client's).
     pub limits: Limits,
+    /// Passes within this long of the last full read re-read only the targets of listeners the previous
+    /// pass changed (or that are new), and take the others from memory; zero reads everything every pass.
+    /// A resync, a failed call or a failed read always leads to a full read.
+    pub target_cache_ttl: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -78,6 +82,7 @@ impl Default for WorkerConfig {
             retry_initial: Duration::from_secs(1),
             retry_max: Duration::from_secs(300),
             limits: Limits::default(),
+            target_cache_ttl: Duration::from_secs(30),
         }
     }
 }
@@ -213,6 +218,9 @@ struct Ctx<S, K> {
 struct Memory {
     /// Last outcome reported per CR.
     reported: HashMap<OwnerRef, Outcome>,
+    /// Targets of listeners the last pass left alone, and when the cache was last emptied (a full read).
+    targets: TargetCache,
+    full_read_at: Option<Instant>,
 }
 
 /// What a pass hands back to the loop.
@@ -393,8 +401,31 @@ async fn pass<S: DesiredSource, K: StatusSink>(
         .collect();
     let snapshot = ctx.source.snapshot(&ctx.lb).await;
     let timeout = ctx.config.pass_timeout;
-    let work = sync_once(&ctx.client, &ctx.lb, &ctx.config.limits, &snapshot);
-    let report = match tokio::time::timeout(timeout, work).await {
+    let ttl = ctx.config.target_cache_ttl;
+    let full_read =
+        resync || ttl.is_zero() || memory.full_read_at.is_none_or(|at| at.elapsed() >= ttl);
+    if full_read {
+        memory.targets.clear();
+        memory.full_read_at = Some(Instant::now());
+    }
+    let cached = memory.targets.len();
+    let work = sync_once_cached(
+        &ctx.client,
+        &ctx.lb,
+        &ctx.config.limits,
+        &snapshot,
+        &mut memory.targets,
+    );
+    let outcome = tokio::time::timeout(timeout, work).await;
+    if outcome
+        .as_ref()
+        .map_or(true, |r| r.calls_failed > 0 || r.calls_skipped > 0)
+    {
+        // Whatever failed may have left the cloud in a state we did not plan: read everything next time.
+        memory.targets.clear();
+        memory.full_read_at = None;
+    }
+    let report = match outcome {
         Ok(report) => report,
         Err(_) => {
             warn!(?timeout, "sync pass ran out of time");
@@ -425,6 +456,8 @@ async fn pass<S: DesiredSource, K: StatusSink>(
     info!(
         batch = batch.len(),
         resync,
+        full_read,
+        cached_targets = cached,
         desired = snapshot.desired.len(),
         deleting = snapshot.deleting.len(),
         calls = report.calls_made,
@@ -441,17 +474,30 @@ async fn pass<S: DesiredSource, K: StatusSink>(
     }
 }
 
-/// Read, plan and execute once for `snapshot`.
+/// Read (everything), plan and execute once for `snapshot`.
 pub async fn sync_once(
     client: &ClbClient,
     lb: &LbRef,
     limits: &Limits,
     snapshot: &Snapshot,
 ) -> ExecutionReport {
-    let cloud = match read_cloud(client, lb).await {
+    sync_once_cached(client, lb, limits, snapshot, &mut TargetCache::default()).await
+}
+
+/// Read (targets of listeners in `cache` from it), plan and execute once for `snapshot`. Afterwards `cache`
+/// holds the targets of the listeners no step touched.
+pub async fn sync_once_cached(
+    client: &ClbClient,
+    lb: &LbRef,
+    limits: &Limits,
+    snapshot: &Snapshot,
+    cache: &mut TargetCache,
+) -> ExecutionReport {
+    let cloud = match read_cloud_cached(client, lb, cache).await {
         Ok(cloud) => cloud,
         Err(e) => {
             warn!(error = %e, "reading the load balancer failed");
+            cache.clear();
             return ExecutionReport::read_failed(lb, &snapshot.desired, &snapshot.deleting, &e);
         }
     };
@@ -464,6 +510,7 @@ pub async fn sync_once(
         );
     }
     let mut report = execute(client, lb, &plan).await;
+    cache.forget_touched(&plan);
     report.complete_deleting(&snapshot.deleting);
     report
 }

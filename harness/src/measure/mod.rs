@@ -1,5 +1,8 @@
-//! Latency statistics: nearest-rank percentiles (clusterloader2's definition) and threshold
-//! checks. Pure; the runner feeds it durations observed by watch on a monotonic clock.
+//! Latency statistics: nearest-rank percentiles (clusterloader2's definition), throughput and
+//! threshold checks. Pure; the runner feeds it durations observed by watch (pods, PortBindings)
+//! and by polling fake-clb (targets, see [`cloud`]) on a monotonic clock.
+
+pub mod cloud;
 
 use std::time::Duration;
 
@@ -28,6 +31,10 @@ pub struct Summary {
     pub p99: Option<f64>,
     pub max: Option<f64>,
     pub mean: Option<f64>,
+    /// Pods per second that reached the cloud: `count` over the span from the first pod seen to
+    /// the last target in cloud (see [`pods_per_second`]).
+    #[serde(rename = "podsPerSecond")]
+    pub pods_per_second: Option<f64>,
 }
 
 pub fn summarize(samples: &[Duration], missing: usize) -> Summary {
@@ -44,7 +51,18 @@ pub fn summarize(samples: &[Duration], missing: usize) -> Summary {
         p99: nearest_rank(&sorted, 99.0).map(ms),
         max: sorted.last().copied().map(ms),
         mean,
+        pods_per_second: None,
     }
+}
+
+/// Throughput of a burst: pods that reached the cloud divided by the time from the first pod
+/// seen (`created`, all measured pods) to the last one reaching the cloud (`in_cloud`). `None`
+/// when nothing arrived or the span is zero.
+pub fn pods_per_second(created: &[Duration], in_cloud: &[Duration]) -> Option<f64> {
+    let first = created.iter().min()?;
+    let last = in_cloud.iter().max()?;
+    let span = last.checked_sub(*first)?.as_secs_f64();
+    (span > 0.0).then(|| in_cloud.len() as f64 / span)
 }
 
 /// One message per breached threshold; empty when all hold. No samples with a percentile
@@ -129,6 +147,19 @@ mod tests {
         assert_eq!(s.p50, Some(200.0));
         assert_eq!(s.max, Some(300.0));
         assert_eq!(s.mean, Some(200.0));
+    }
+
+    #[test]
+    fn throughput_spans_first_creation_to_last_arrival() {
+        // 4 pods created at 0..300 ms, in the cloud at 1.0–2.0 s: 4 pods / 2 s.
+        let got = pods_per_second(&ms(&[0, 100, 200, 300]), &ms(&[1000, 1500, 1800, 2000]));
+        assert_eq!(got, Some(2.0));
+        // Pods still missing count in the span's start but not in the numerator.
+        let got = pods_per_second(&ms(&[500, 0]), &ms(&[1000]));
+        assert_eq!(got, Some(1.0));
+        assert_eq!(pods_per_second(&ms(&[0]), &[]), None);
+        assert_eq!(pods_per_second(&[], &ms(&[5])), None);
+        assert_eq!(pods_per_second(&ms(&[5]), &ms(&[5])), None);
     }
 
     #[test]

@@ -309,12 +309,12 @@ pub fn markdown(run: &RunReport) -> String {
         .flat_map(|s| s.measurements.iter().map(move |m| (s, m)))
         .collect();
     if !measurements.is_empty() {
-        out.push_str("\n## Measurements (ms, nearest rank)\n\n| Scenario | Measurement | count | missing | p50 | p90 | p99 | max | thresholds |\n|---|---|---|---|---|---|---|---|---|\n");
+        out.push_str("\n## Measurements (ms, nearest rank)\n\n| Scenario | Measurement | count | missing | p50 | p90 | p99 | max | pods/s | thresholds |\n|---|---|---|---|---|---|---|---|---|---|\n");
         let f = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "–".into());
         for (s, m) in measurements {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 s.name,
                 m.name,
                 m.summary.count,
@@ -323,6 +323,7 @@ pub fn markdown(run: &RunReport) -> String {
                 f(m.summary.p90),
                 f(m.summary.p99),
                 f(m.summary.max),
+                f(m.summary.pods_per_second),
                 if m.breaches.is_empty() {
                     "ok".to_string()
                 } else {

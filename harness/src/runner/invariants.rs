@@ -148,17 +148,31 @@ fn targets(listener: &Value) -> Vec<&Value> {
     direct.chain(in_rules).collect()
 }
 
+/// The `hostPort` of the pod's container port `container_port` (any container), if declared.
+fn host_port_of(pod: &Value, container_port: i64) -> Option<i64> {
+    pod.pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|c| {
+            c.get("ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .find(|p| p.get("containerPort").and_then(Value::as_i64) == Some(container_port))
+        .and_then(|p| p.get("hostPort").and_then(Value::as_i64))
+}
+
 /// Every Ready PortBinding has, on each of its load balancers, a listener on its port whose
-/// targets include the pod's IP and container port.
+/// targets include the pod's IP and container port (for a `hostPort` item: the node's IP and the
+/// container's hostPort).
 pub fn ready_bindings_missing_in_cloud(
     bindings: &[Value],
     pods: &[Value],
     state: &Value,
 ) -> Vec<String> {
-    let pod_ips: BTreeMap<String, String> = pods
-        .iter()
-        .filter_map(|p| Some((object_key(p), str_at(p, "/status/podIP")?.to_string())))
-        .collect();
+    let pods_by_key: BTreeMap<String, &Value> = pods.iter().map(|p| (object_key(p), p)).collect();
     let lbs = cloud_load_balancers(state);
     let mut problems = Vec::new();
     for binding in bindings {
@@ -166,7 +180,7 @@ pub fn ready_bindings_missing_in_cloud(
             continue;
         }
         let key = object_key(binding);
-        let Some(ip) = pod_ips.get(&key) else {
+        let Some(pod) = pods_by_key.get(&key) else {
             continue;
         };
         for item in binding
@@ -176,7 +190,19 @@ pub fn ready_bindings_missing_in_cloud(
             .flatten()
         {
             let port = item.get("startPort").and_then(Value::as_i64).unwrap_or(0);
-            let rs_port = item.get("rsStartPort").and_then(Value::as_i64).unwrap_or(0);
+            let container_port = item.get("rsStartPort").and_then(Value::as_i64).unwrap_or(0);
+            let host_port = item.get("hostPort").and_then(Value::as_bool) == Some(true);
+            let (ip, rs_port) = if host_port {
+                (
+                    str_at(pod, "/status/hostIP"),
+                    host_port_of(pod, container_port).unwrap_or(container_port),
+                )
+            } else {
+                (str_at(pod, "/status/podIP"), container_port)
+            };
+            let Some(ip) = ip else {
+                continue;
+            };
             let protocol = str_at(item, "/protocol").unwrap_or("");
             for lb_id in item_lbs(item) {
                 let present = lbs.get(&lb_id).is_some_and(|lb| {
@@ -184,7 +210,7 @@ pub fn ready_bindings_missing_in_cloud(
                         l.get("port").and_then(Value::as_i64) == Some(port)
                             && str_at(l, "/protocol") == Some(protocol)
                             && targets(l).iter().any(|t| {
-                                str_at(t, "/ip") == Some(ip.as_str())
+                                str_at(t, "/ip") == Some(ip)
                                     && t.get("port").and_then(Value::as_i64) == Some(rs_port)
                             })
                     })
@@ -201,7 +227,8 @@ pub fn ready_bindings_missing_in_cloud(
 }
 
 /// Listeners no Listener CR accounts for (load balancer, port, protocol) and targets whose IP
-/// is no pod's.
+/// is neither a pod's IP nor the host IP of a node running a pod (NodePort and hostPort
+/// backends are node addresses).
 pub fn orphans(listener_crs: &[Value], pods: &[Value], state: &Value) -> Vec<String> {
     let wanted: BTreeSet<(String, i64, String)> = listener_crs
         .iter()
@@ -218,7 +245,8 @@ pub fn orphans(listener_crs: &[Value], pods: &[Value], state: &Value) -> Vec<Str
         .collect();
     let pod_ips: BTreeSet<&str> = pods
         .iter()
-        .filter_map(|p| str_at(p, "/status/podIP"))
+        .flat_map(|p| [str_at(p, "/status/podIP"), str_at(p, "/status/hostIP")])
+        .flatten()
         .collect();
     let mut problems = Vec::new();
     for (lb_id, lb) in cloud_load_balancers(state) {
@@ -306,5 +334,48 @@ mod tests {
         let cr = json!({"spec": {"loadbalancerID": "lb-1", "port": 30000, "protocol": "TCP"}});
         let pods = vec![pod("a", "10.9.9.9", json!([]))];
         assert!(orphans(&[cr], &pods, &s).is_empty());
+    }
+
+    #[test]
+    fn ready_hostport_binding_needs_the_node_ip_and_host_port() {
+        let mut on_node = pod("a", "10.244.0.2", json!([]));
+        on_node["status"]["hostIP"] = json!("172.20.0.10");
+        on_node["spec"] =
+            json!({"containers": [{"ports": [{"containerPort": 8080, "hostPort": 18080}]}]});
+        let mut hostport_item = item("lb-1", 30000);
+        hostport_item["hostPort"] = json!(true);
+        let binding = json!({"metadata": {"namespace": "ns", "name": "a"},
+            "spec": {"portBindingList": [hostport_item]}, "status": {"status": "Ready"}});
+        let node_target = state(json!([{"ip": "172.20.0.10", "port": 18080}]));
+        assert!(
+            ready_bindings_missing_in_cloud(
+                std::slice::from_ref(&binding),
+                std::slice::from_ref(&on_node),
+                &node_target
+            )
+            .is_empty()
+        );
+        let pod_target = state(json!([{"ip": "10.244.0.2", "port": 8080}]));
+        let problems = ready_bindings_missing_in_cloud(&[binding], &[on_node], &pod_target);
+        assert_eq!(
+            problems,
+            vec!["PortBinding ns/a is Ready but lb-1 TCP 30000 has no target 172.20.0.10:18080"]
+        );
+    }
+
+    #[test]
+    fn node_targets_of_nodes_running_pods_are_not_orphans() {
+        let s = state(json!([{"ip": "172.20.0.11", "port": 31080}]));
+        let cr = json!({"spec": {"loadbalancerID": "lb-1", "port": 30000, "protocol": "TCP"}});
+        let mut on_node = pod("a", "10.244.4.2", json!([]));
+        on_node["status"]["hostIP"] = json!("172.20.0.11");
+        assert!(orphans(std::slice::from_ref(&cr), &[on_node], &s).is_empty());
+        let mut elsewhere = pod("b", "10.244.8.2", json!([]));
+        elsewhere["status"]["hostIP"] = json!("172.20.0.12");
+        let problems = orphans(&[cr], &[elsewhere], &s);
+        assert_eq!(
+            problems,
+            vec!["orphan target 172.20.0.11 on lb-1 TCP 30000"]
+        );
     }
 }

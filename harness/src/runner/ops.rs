@@ -122,7 +122,11 @@ pub(super) async fn run(ctx: &mut Ctx<'_>, step: &Step, op: &Operation) -> Resul
                 &ns,
             )
             .await?;
-            for (label, _) in kubeops::list(&client, r, &ns).await? {
+            let selected = kubeops::list(&client, r, &ns).await?;
+            if let Some(expected) = &delete.expect_error {
+                return expect_delete_refused(&api, &selected, expected).await;
+            }
+            for (label, _) in selected {
                 let name = label.rsplit('/').next().unwrap_or(&label).to_string();
                 match api.delete(&name, &DeleteParams::background()).await {
                     Ok(_) => {}
@@ -488,6 +492,44 @@ async fn expect_rejection(
     }
 }
 
+/// `delete` with `expectError`: every selected object must be refused with the text; the first
+/// accepted or otherwise refused delete fails the operation.
+async fn expect_delete_refused(
+    api: &kube::Api<kube::api::DynamicObject>,
+    selected: &[(String, Value)],
+    expected: &str,
+) -> Result<(), OpFailure> {
+    if selected.is_empty() {
+        return Err(OpFailure {
+            message: "delete: no object selected, expected a refusal".to_string(),
+            detail: format!("expected an error containing {expected:?}"),
+        });
+    }
+    for (label, _) in selected {
+        let name = label.rsplit('/').next().unwrap_or(label);
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => {
+                return Err(OpFailure {
+                    message: format!("delete {label}: accepted, expected a refusal"),
+                    detail: format!("expected an error containing {expected:?}"),
+                });
+            }
+            Err(e) => {
+                let message = e.to_string();
+                if !message.contains(expected) {
+                    return Err(OpFailure {
+                        message: format!("delete {label}: refused with another message"),
+                        detail: format!(
+                            "expected an error containing {expected:?}\ngot: {message}"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The control-API path and body of a `console` operation; listener ids are looked up by port.
 async fn console_request(
     env: &crate::env::Environment,
@@ -520,6 +562,9 @@ async fn console_request(
             );
             body["type"] = json!("OPEN");
             body["vips"] = json!(console.vips);
+            if let Some(map) = body.as_object_mut() {
+                map.remove("loadBalancerId");
+            }
             "create-load-balancer"
         }
         ConsoleAction::DeleteListener | ConsoleAction::DeleteTarget => {

@@ -510,6 +510,10 @@ pub struct DeleteOp {
     /// Wait until the objects are gone.
     #[serde(default = "yes")]
     pub wait: bool,
+    /// The API server must refuse to delete each selected object with a message containing this
+    /// text (e.g. a webhook denial); an accepted delete fails the operation. Needs at least one object.
+    #[serde(default)]
+    pub expect_error: Option<String>,
     #[serde(default)]
     pub timeout: Option<HumanDuration>,
 }

@@ -22,7 +22,7 @@ pub fn review_portpool(
 ) -> Vec<String> {
     let mut errors = static_checks(pool, &settings.default_region);
     if let Some(old) = old {
-        errors.extend(update_checks(pool, old, view));
+        errors.extend(update_checks(pool, old, view, &settings.default_region));
     }
     if errors.is_empty() {
         let candidate = portpool_claims(pool, &settings.default_region);
@@ -142,8 +142,15 @@ fn static_checks(pool: &PortPool, default_region: &str) -> Vec<String> {
     errors
 }
 
-/// UPDATE: startPort and segmentLength fixed per item, endPort only grows, removed items hold no bindings.
-fn update_checks(pool: &PortPool, old: &PortPool, view: &ClusterView) -> Vec<String> {
+/// UPDATE: startPort and segmentLength fixed per item, endPort only grows, removed items hold no bindings, and
+/// the CLBs of an item stay as they are while it has bindings (their pods are bound to the old CLBs).
+fn update_checks(
+    pool: &PortPool,
+    old: &PortPool,
+    view: &ClusterView,
+    default_region: &str,
+) -> Vec<String> {
+    let (namespace, name) = pool_ref(pool);
     let mut errors = Vec::new();
     for (i, item) in pool.spec.pool_items.iter().enumerate() {
         let Some(before) = old
@@ -174,8 +181,20 @@ fn update_checks(pool: &PortPool, old: &PortPool, view: &ClusterView) -> Vec<Str
                 before.end_port, item.end_port
             ));
         }
+        let mut now = lb_keys(item, default_region);
+        let mut was = lb_keys(before, default_region);
+        now.sort();
+        was.sort();
+        if now != was {
+            let holders = bindings_of(&view.bindings, &namespace, &name, Some(&item.item_name));
+            if !holders.is_empty() {
+                errors.push(format!(
+                    "{path}.loadBalancerIDs: cannot change while the item has port bindings: {}",
+                    list_holders(&holders)
+                ));
+            }
+        }
     }
-    let (namespace, name) = pool_ref(pool);
     for before in &old.spec.pool_items {
         if pool
             .spec

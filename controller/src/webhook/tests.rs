@@ -242,6 +242,30 @@ fn removing_an_item_with_bindings_is_denied_and_names_them() {
         ..ClusterView::default()
     };
     assert!(review(&without_b, Some(&old), &without_a_bindings).is_empty());
+
+    // The CLBs of an item with bindings stay; an item without bindings may move (and `region:` spelling of
+    // the same CLB is no change).
+    let moved_a = pool(
+        "ns",
+        "p",
+        json!([
+            item("a", "lb-9", 30000, 30100),
+            item("b", "lb-1", 30100, 30200)
+        ]),
+    );
+    assert_eq!(
+        review(&moved_a, Some(&old), &without_a_bindings),
+        vec![r#"spec.poolItems[0].loadBalancerIDs: cannot change while the item has port bindings: game/pod-2 (a TCP 30000)"#.to_owned()]
+    );
+    let moved_b = pool(
+        "ns",
+        "p",
+        json!([
+            item("a", "ap-guangzhou:lb-1", 30000, 30100),
+            item("b", "lb-9", 30100, 30200)
+        ]),
+    );
+    assert!(review(&moved_b, Some(&old), &without_a_bindings).is_empty());
 }
 
 // ---- PortPool: cluster conflicts -----------------------------------------------------------------------

@@ -1338,6 +1338,11 @@ limits:
             "asked for {} listeners' targets: {asked:?}",
             asked.len()
         );
+        let listed = fake.requests("DescribeListeners").await;
+        assert!(
+            listed.is_empty(),
+            "a targets-only pass listed the listeners: {listed:#?}"
+        );
         assert!(
             asked.iter().all(|id| id == &Value::from(l3_id.clone())),
             "{asked:?}"

@@ -423,8 +423,9 @@ impl Reconciler {
         Ok(())
     }
 
-    /// Makes `target.backend` the only backend of its listener. The status goes NotSynced first so a stale
-    /// `Synced` is never read as "synced with the new backend" (bcs does the same).
+    /// Makes `target.backend` the only backend of its listener. The spec change bumps the Listener's generation,
+    /// so its `Synced` status counts again only once a pass has synced the new spec (`status.observedGeneration`);
+    /// bcs had to mark the listener NotSynced first, one more write per pod.
     async fn ensure_target(
         &self,
         target: &DesiredTarget,
@@ -460,7 +461,6 @@ impl Reconciler {
             return Ok(());
         }
         let api: Api<Listener> = Api::namespaced(self.ctx.client.clone(), &target.namespace);
-        mark_not_synced(&api, &target.listener).await?;
         let apply = json!({
             "apiVersion": Listener::api_version(&()),
             "kind": Listener::kind(&()),
@@ -504,9 +504,6 @@ impl Reconciler {
             return Ok(());
         }
         let api: Api<Listener> = Api::namespaced(self.ctx.client.clone(), ns);
-        if has_targets {
-            mark_not_synced(&api, listener_name).await?;
-        }
         let apply = json!({
             "apiVersion": Listener::api_version(&()),
             "kind": Listener::kind(&()),
@@ -669,14 +666,6 @@ impl Reconciler {
             }
         });
     }
-}
-
-/// Merge-patches `status.status` to NotSynced (status subresource).
-async fn mark_not_synced(api: &Api<Listener>, name: &str) -> Result<(), RuntimeError> {
-    let patch = json!({"status": {"status": keys::LISTENER_STATUS_NOT_SYNCED}});
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
-    Ok(())
 }
 
 /// The pod's bindings annotation as PortBinding items (same JSON shape); `None` when absent or unreadable.

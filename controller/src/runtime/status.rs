@@ -1,8 +1,9 @@
 //! Writes sync outcomes back to Listener CRs: `status` through the status subresource (only when it changes),
 //! the finalizer once a deleting CR's cloud listener is gone, and a Warning event per failure.
 //!
-//! Workers hand outcomes to [`StatusQueue`] without waiting (the sync loop never blocks on the API server);
-//! one writer task applies them in arrival order, so two outcomes for one CR cannot be reordered.
+//! Workers hand outcomes to [`StatusQueue`] without waiting (the sync loop never blocks on the API server).
+//! The writer applies them on [`SHARDS`] lanes at once; a CR always goes to the same lane, which applies in
+//! arrival order, so two outcomes for one CR cannot be reordered.
 
 use std::sync::Arc;
 
@@ -27,8 +28,11 @@ pub const EVENT_REASON_FAILED: &str = "EnsureFailed";
 /// The sending side: cheap to clone, never blocks.
 #[derive(Clone, Debug)]
 pub struct StatusQueue {
-    tx: mpsc::UnboundedSender<Queued>,
+    lanes: Vec<mpsc::UnboundedSender<Queued>>,
 }
+
+/// Status writes in flight at once (one lane each).
+pub const SHARDS: usize = 8;
 
 /// One outcome and the `metadata.generation` of the spec it was computed from, when known.
 type Queued = (OwnerRef, Outcome, Option<i64>);
@@ -43,19 +47,32 @@ impl StatusQueue {
     /// `status.observedGeneration`. After shutdown (writer gone) outcomes are dropped: the next leader
     /// recomputes them.
     pub fn push_observed(&self, owner: OwnerRef, outcome: Outcome, generation: Option<i64>) {
-        if self.tx.send((owner, outcome, generation)).is_err() {
+        let lane = lane_of(&owner, self.lanes.len());
+        if self.lanes[lane].send((owner, outcome, generation)).is_err() {
             tracing::debug!("status writer stopped; dropping an outcome");
         }
     }
 }
 
+/// The lane of a CR: a stable hash of its name.
+fn lane_of(owner: &str, lanes: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    owner.hash(&mut hasher);
+    (hasher.finish() % lanes.max(1) as u64) as usize
+}
+
 /// Applies outcomes to the API server.
 pub struct StatusWriter {
+    writer: Arc<Writer>,
+    lanes: Vec<mpsc::UnboundedReceiver<Queued>>,
+}
+
+struct Writer {
     client: Client,
     store: Arc<ListenerStore>,
     recorder: Recorder,
     metrics: RuntimeMetrics,
-    rx: mpsc::UnboundedReceiver<Queued>,
 }
 
 impl StatusWriter {
@@ -65,26 +82,36 @@ impl StatusWriter {
         recorder: Recorder,
         metrics: RuntimeMetrics,
     ) -> (StatusQueue, StatusWriter) {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (senders, receivers) = (0..SHARDS).map(|_| mpsc::unbounded_channel()).unzip();
         (
-            StatusQueue { tx },
+            StatusQueue { lanes: senders },
             StatusWriter {
-                client,
-                store,
-                recorder,
-                metrics,
-                rx,
+                writer: Arc::new(Writer {
+                    client,
+                    store,
+                    recorder,
+                    metrics,
+                }),
+                lanes: receivers,
             },
         )
     }
 
     /// Runs until every [`StatusQueue`] is dropped.
-    pub async fn run(mut self) {
-        while let Some((owner, outcome, generation)) = self.rx.recv().await {
-            self.apply(&owner, outcome, generation).await;
-        }
+    pub async fn run(self) {
+        let lanes = self.lanes.into_iter().map(|mut lane| {
+            let writer = self.writer.clone();
+            async move {
+                while let Some((owner, outcome, generation)) = lane.recv().await {
+                    writer.apply(&owner, outcome, generation).await;
+                }
+            }
+        });
+        futures::future::join_all(lanes).await;
     }
+}
 
+impl Writer {
     async fn apply(&self, owner: &str, outcome: Outcome, generation: Option<i64>) {
         // The cache is the newest state we know; an owner it no longer holds is gone.
         let Some(listener) = self.store.get(owner) else {
@@ -245,4 +272,27 @@ fn truncate(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SHARDS, lane_of};
+
+    #[test]
+    fn a_listener_always_gets_the_same_lane_and_lanes_are_used() {
+        let owners: Vec<String> = (0..200).map(|i| format!("ns/listener-{i}")).collect();
+        let mut used = std::collections::BTreeSet::new();
+        for owner in &owners {
+            let lane = lane_of(owner, SHARDS);
+            assert!(lane < SHARDS);
+            assert_eq!(lane, lane_of(owner, SHARDS), "{owner} changed lanes");
+            used.insert(lane);
+        }
+        assert_eq!(
+            used.len(),
+            SHARDS,
+            "200 listeners should spread over every lane"
+        );
+        assert_eq!(lane_of("ns/x", 0), 0);
+    }
 }

@@ -187,11 +187,13 @@ pub async fn read_cloud(client: &ClbClient, lb: &LbRef) -> Result<Vec<CloudListe
     read_cloud_cached(client, lb, &mut known).await
 }
 
-/// Bound targets (`DescribeTargets` answers) of listeners, by listener id, that a pass may reuse instead of
-/// reading them again. Only the sync worker fills it, with listeners its last pass did not touch.
+/// What a pass may reuse from the previous one instead of reading it again: the bound targets
+/// (`DescribeTargets` answers) of listeners the previous pass did not touch, by listener id, and the listener
+/// list itself (`DescribeListeners`) when the previous pass only changed targets. Only the sync worker fills it.
 #[derive(Debug, Clone, Default)]
 pub struct TargetCache {
     backends: HashMap<String, api::ListenerBackend>,
+    listeners: Option<Vec<api::Listener>>,
 }
 
 impl TargetCache {
@@ -204,15 +206,33 @@ impl TargetCache {
         self.backends.is_empty()
     }
 
+    /// Whether the next read may skip `DescribeListeners`.
+    pub fn has_listeners(&self) -> bool {
+        self.listeners.is_some()
+    }
+
     /// Forgets everything: the next read is a full one.
     pub fn clear(&mut self) {
         self.backends.clear();
+        self.listeners = None;
     }
 
-    /// Forgets the listeners `plan` calls on: their targets are whatever the calls made of them.
+    /// Forgets the listeners `plan` calls on: their targets are whatever the calls made of them. A plan that
+    /// creates, deletes or modifies listeners or rules also invalidates the listener list.
     pub fn forget_touched(&mut self, plan: &Plan) {
         for id in plan.touched_listener_ids() {
             self.backends.remove(&id);
+        }
+        let targets_only = plan.steps.iter().all(|s| {
+            matches!(
+                s.call,
+                Call::RegisterTargets { .. }
+                    | Call::DeregisterTargets { .. }
+                    | Call::ModifyTargetWeights { .. }
+            )
+        });
+        if !targets_only {
+            self.listeners = None;
         }
     }
 }
@@ -225,7 +245,10 @@ pub async fn read_cloud_cached(
     lb: &LbRef,
     cache: &mut TargetCache,
 ) -> Result<Vec<CloudListener>, CloudError> {
-    let listeners = client.describe_all_listeners(lb).await?;
+    let listeners = match cache.listeners.take() {
+        Some(listeners) => listeners,
+        None => client.describe_all_listeners(lb).await?,
+    };
     let unknown: Vec<String> = listeners
         .iter()
         .filter(|l| !cache.backends.contains_key(&l.listener_id))
@@ -256,6 +279,7 @@ pub async fn read_cloud_cached(
             });
     }
     cache.backends = current;
+    cache.listeners = Some(listeners.clone());
     let backends: HashMap<&str, &api::ListenerBackend> = cache
         .backends
         .iter()

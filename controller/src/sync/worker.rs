@@ -69,8 +69,9 @@ pub struct WorkerConfig {
     /// Batch limits for the planner (CreateListener ports are also capped by the client's).
     pub limits: Limits,
     /// Passes within this long of the last full read re-read only the targets of listeners the previous
-    /// pass changed (or that are new), and take the others from memory; zero reads everything every pass.
-    /// A resync, a failed call or a failed read always leads to a full read.
+    /// pass changed (or that are new) and take the others from memory; after a pass that only changed targets
+    /// they also reuse its listener list (no `DescribeListeners`). Zero reads everything every pass. A resync,
+    /// a failed call or a failed read always leads to a full read.
     pub target_cache_ttl: Duration,
 }
 

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
+use super::portleak::{self, Unrecorded};
 use super::portpool_plan::HeldPort;
-use crate::allocator::{Allocator, PoolKey, RequestProtocol};
+use crate::allocator::{Allocator, PoolKey, Protocol, RequestProtocol};
 use crate::api::PortPoolItemStatus;
 
 /// A port (or segment) the webhook took: (pool, item, protocol as allocated, first port).
@@ -25,6 +26,33 @@ pub struct PendingAllocation {
     pub pod: String,
     /// When the webhook allocated it.
     pub since: Instant,
+}
+
+/// The leak checker's view of confirmed allocations (see [`super::portleak::judge_unrecorded`]). Lock order:
+/// allocator, pending, sweep.
+#[derive(Debug, Default)]
+struct Sweep {
+    /// Bumped by every rebuild: a sweep begun before one decides nothing.
+    epoch: u64,
+    /// Ports the webhook handed out since the current sweep began: their holder may be missing from its lists.
+    reallocated: HashSet<HeldPort>,
+    /// Confirmed ports no pod or PortBinding recorded at a sweep, and since which sweep.
+    suspects: HashMap<HeldPort, Instant>,
+}
+
+/// What [`PoolState::begin_sweep`] saw before the leak checker listed pods and PortBindings.
+#[derive(Debug, Clone)]
+pub struct SweepSnapshot {
+    epoch: u64,
+    /// Ports held and not pending at that moment: recorded in a stored object before the lists began.
+    confirmed: BTreeSet<HeldPort>,
+}
+
+impl SweepSnapshot {
+    /// True when no confirmed port was held: the sweep has nothing to judge.
+    pub fn is_empty(&self) -> bool {
+        self.confirmed.is_empty()
+    }
 }
 
 /// Pool changes a receiver may fall behind by before it sees `Lagged` (and refreshes everything).
@@ -50,6 +78,7 @@ pub struct PoolState {
     external_changes: ExternalChanges,
     /// Webhook allocations awaiting confirmation. Lock order: allocator, then pending.
     pending: Mutex<HashMap<PendingPort, PendingAllocation>>,
+    sweep: Mutex<Sweep>,
     ready: AtomicBool,
 }
 
@@ -107,15 +136,22 @@ impl PoolState {
         self.ready.store(ready, Ordering::Release);
     }
 
-    /// Records ports the webhook just took for a pod; the caller holds the allocator lock.
+    /// Records ports the webhook just took for a pod; the caller holds the allocator lock. A new allocation
+    /// also ends any suspicion about the port's previous holding.
     fn record_pending(
         pending: &mut HashMap<PendingPort, PendingAllocation>,
+        sweep: &mut Sweep,
         ports: impl IntoIterator<Item = PendingPort>,
         namespace: &str,
         pod: &str,
         since: Instant,
     ) {
         for port in ports {
+            for protocol in port.2.protocols() {
+                let held = (port.0.clone(), port.1.clone(), *protocol, port.3);
+                sweep.suspects.remove(&held);
+                sweep.reallocated.insert(held);
+            }
             pending.insert(
                 port,
                 PendingAllocation {
@@ -142,6 +178,7 @@ impl PoolState {
         let (out, ports) = f(&mut allocator);
         Self::record_pending(
             &mut self.lock_pending(),
+            &mut self.lock_sweep(),
             ports,
             namespace,
             pod,
@@ -167,9 +204,15 @@ impl PoolState {
         }
     }
 
-    /// Drops every pending record (rebuild: the allocator is refilled from the API server).
+    /// Drops every pending record and suspicion (rebuild: the allocator is refilled from the API server); a
+    /// sweep begun before decides nothing.
     pub fn clear_pending(&self) {
-        self.lock_pending().clear();
+        let mut pending = self.lock_pending();
+        let mut sweep = self.lock_sweep();
+        pending.clear();
+        sweep.epoch += 1;
+        sweep.suspects.clear();
+        sweep.reallocated.clear();
     }
 
     /// Number of pending allocations.
@@ -221,6 +264,95 @@ impl PoolState {
         released
     }
 
+    /// Starts a sweep of confirmed allocations: notes the ports held and not pending now, before the caller lists
+    /// pods and PortBindings. Suspicions about ports no longer confirmed are dropped.
+    pub fn begin_sweep(&self) -> SweepSnapshot {
+        // Copied under the locks (bitsets: cheap), walked outside them: admission never waits for the walk.
+        let (allocator, pending, epoch) = {
+            let allocator = self
+                .allocator
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let pending = self.lock_pending();
+            let mut sweep = self.lock_sweep();
+            sweep.reallocated.clear();
+            (allocator.clone(), pending.clone(), sweep.epoch)
+        };
+        let confirmed = portleak::confirmed(&allocated_ports(&allocator), &pending);
+        let mut sweep = self.lock_sweep();
+        // A port handed out since the copy is in `reallocated` and no longer suspected anyway.
+        sweep.suspects.retain(|port, _| confirmed.contains(port));
+        SweepSnapshot { epoch, confirmed }
+    }
+
+    /// Ends a sweep: under the allocator lock, releases the confirmed ports [`portleak::judge_unrecorded`] picks
+    /// given what the lists taken since `snapshot` record (`claimed`). Nothing happens while the state is not
+    /// ready or after a rebuild since `snapshot`. Released ports carry when they were first seen unrecorded.
+    pub fn reclaim_unrecorded(
+        &self,
+        snapshot: &SweepSnapshot,
+        now: Instant,
+        threshold: Duration,
+        claimed: &BTreeSet<HeldPort>,
+    ) -> SweepOutcome {
+        let mut allocator = self
+            .allocator
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let pending = self.lock_pending();
+        let mut sweep = self.lock_sweep();
+        if !self.is_ready() || sweep.epoch != snapshot.epoch {
+            return SweepOutcome::default();
+        }
+        // Only the snapshot's ports can be candidates: look those up rather than walk every slot again.
+        let still_held: BTreeSet<HeldPort> = snapshot
+            .confirmed
+            .iter()
+            .filter(|(pool, item, protocol, start)| {
+                matches!(
+                    allocator.is_free(pool, item, (*protocol).into(), *start),
+                    Ok(false)
+                )
+            })
+            .cloned()
+            .collect();
+        let now_confirmed = portleak::confirmed(&still_held, &pending);
+        let candidates =
+            portleak::sweep_candidates(&snapshot.confirmed, &now_confirmed, &sweep.reallocated);
+        let Unrecorded {
+            release,
+            suspects,
+            newly_suspected,
+        } = portleak::judge_unrecorded(&sweep.suspects, &candidates, claimed, now, threshold);
+        let mut released = Vec::new();
+        for (port, since) in release {
+            let (pool, item, protocol, start) = &port;
+            match allocator.release(pool, item, (*protocol).into(), *start) {
+                Ok(true) => released.push((port, since)),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(pool = %pool, %item, port = start, error = %e, "unrecorded port not released")
+                }
+            }
+        }
+        sweep.suspects = suspects;
+        SweepOutcome {
+            released,
+            newly_suspected,
+        }
+    }
+
+    /// Number of confirmed ports currently suspected of having no holder.
+    pub fn suspects_len(&self) -> usize {
+        self.lock_sweep().suspects.len()
+    }
+
+    fn lock_sweep(&self) -> std::sync::MutexGuard<'_, Sweep> {
+        self.sweep
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<PendingPort, PendingAllocation>> {
         self.pending
             .lock()
@@ -232,6 +364,48 @@ impl PoolState {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// What one sweep of confirmed allocations did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepOutcome {
+    /// Ports released, with when they were first seen unrecorded.
+    pub released: Vec<(HeldPort, Instant)>,
+    /// Ports seen unrecorded for the first time.
+    pub newly_suspected: Vec<HeldPort>,
+}
+
+/// Every port (or segment) the allocator holds, per single protocol.
+fn allocated_ports(allocator: &Allocator) -> BTreeSet<HeldPort> {
+    let mut held = BTreeSet::new();
+    for key in allocator.pool_keys() {
+        let Some(pool) = allocator.pool(key) else {
+            continue;
+        };
+        for item in pool.items() {
+            let geometry = item.geometry();
+            for protocol in [Protocol::Tcp, Protocol::Udp] {
+                let Some((_, used)) = item.usage(protocol) else {
+                    continue;
+                };
+                let mut left = used;
+                for slot in 0..geometry.slot_count() {
+                    if left == 0 {
+                        break;
+                    }
+                    let start = geometry.slot_start(slot);
+                    if matches!(
+                        allocator.is_free(key, item.name(), protocol.into(), start),
+                        Ok(false)
+                    ) {
+                        left -= 1;
+                        held.insert((key.clone(), item.name().to_owned(), protocol, start));
+                    }
+                }
+            }
+        }
+    }
+    held
 }
 
 /// True when an item present in both lists has a different `external`.
@@ -366,5 +540,178 @@ mod tests {
             assert!(!a.is_free(&key, "a", RequestProtocol::Tcp, port).unwrap());
             assert!(!a.is_free(&key, "a", RequestProtocol::Tcp, fresh).unwrap());
         });
+    }
+
+    fn confirm(state: &PoolState, key: &PoolKey, port: u16) {
+        state.confirm_pending(&BTreeSet::from([(
+            key.clone(),
+            "a".to_string(),
+            Protocol::Tcp,
+            port,
+        )]));
+    }
+
+    /// One sweep with nothing recorded: begin, (lists), decide at `now`.
+    fn sweep(state: &PoolState, now: Instant) -> SweepOutcome {
+        let snapshot = state.begin_sweep();
+        state.reclaim_unrecorded(&snapshot, now, THRESHOLD, &BTreeSet::new())
+    }
+
+    const THRESHOLD: Duration = Duration::from_secs(300);
+
+    #[test]
+    fn a_confirmed_port_nothing_records_is_released_by_the_second_sweep() {
+        let (state, key) = state_with_pool();
+        state.set_ready(true);
+        let port = take(&state, &key, "p");
+        confirm(&state, &key, port);
+        let recorded = take(&state, &key, "q");
+        confirm(&state, &key, recorded);
+        let held = (key.clone(), "a".to_string(), Protocol::Tcp, port);
+        let t0 = Instant::now();
+        let snapshot = state.begin_sweep();
+        let claimed = BTreeSet::from([(key.clone(), "a".to_string(), Protocol::Tcp, recorded)]);
+        let first = state.reclaim_unrecorded(&snapshot, t0, THRESHOLD, &claimed);
+        assert!(first.released.is_empty());
+        assert_eq!(first.newly_suspected, vec![held.clone()]);
+        let snapshot = state.begin_sweep();
+        let second = state.reclaim_unrecorded(&snapshot, t0 + THRESHOLD, THRESHOLD, &claimed);
+        assert_eq!(second.released, vec![(held, t0)]);
+        assert_eq!(state.suspects_len(), 0);
+        state.with_allocator(|a| {
+            assert!(a.is_free(&key, "a", RequestProtocol::Tcp, port).unwrap());
+            assert!(
+                !a.is_free(&key, "a", RequestProtocol::Tcp, recorded)
+                    .unwrap()
+            );
+        });
+    }
+
+    #[test]
+    fn a_pending_allocation_is_never_swept() {
+        let (state, key) = state_with_pool();
+        state.set_ready(true);
+        let port = take(&state, &key, "admitted-not-stored-yet");
+        let t0 = Instant::now();
+        assert!(sweep(&state, t0).newly_suspected.is_empty());
+        assert!(sweep(&state, t0 + THRESHOLD * 10).released.is_empty());
+        state.with_allocator(|a| {
+            assert!(!a.is_free(&key, "a", RequestProtocol::Tcp, port).unwrap());
+        });
+    }
+
+    #[test]
+    fn a_port_allocated_and_confirmed_while_the_lists_run_is_not_judged() {
+        let (state, key) = state_with_pool();
+        state.set_ready(true);
+        let t0 = Instant::now();
+        let snapshot = state.begin_sweep();
+        // The webhook admits a pod and the PortBinding controller confirms it after the lists were taken.
+        let port = take(&state, &key, "new");
+        confirm(&state, &key, port);
+        let out = state.reclaim_unrecorded(&snapshot, t0, THRESHOLD, &BTreeSet::new());
+        assert_eq!(out, SweepOutcome::default());
+        assert_eq!(state.suspects_len(), 0);
+    }
+
+    #[test]
+    fn a_suspect_handed_to_a_new_pod_is_forgiven() {
+        let (state, key) = state_with_pool();
+        state.set_ready(true);
+        let port = take(&state, &key, "old");
+        confirm(&state, &key, port);
+        let t0 = Instant::now();
+        assert_eq!(sweep(&state, t0).newly_suspected.len(), 1);
+        // Freed (the PortBinding controller deleted a binding) and handed out again by the webhook during the
+        // next sweep's lists: the new pod may be missing from them.
+        let snapshot = state.begin_sweep();
+        state.with_allocator(|a| a.release(&key, "a", RequestProtocol::Tcp, port).unwrap());
+        assert_eq!(take(&state, &key, "new"), port);
+        confirm(&state, &key, port);
+        let out = state.reclaim_unrecorded(&snapshot, t0 + THRESHOLD, THRESHOLD, &BTreeSet::new());
+        assert_eq!(out, SweepOutcome::default());
+        assert_eq!(state.suspects_len(), 0);
+        state.with_allocator(|a| {
+            assert!(!a.is_free(&key, "a", RequestProtocol::Tcp, port).unwrap());
+        });
+        // Judged afresh from the next sweep on.
+        assert_eq!(
+            sweep(&state, t0 + THRESHOLD * 2).newly_suspected.len(),
+            1,
+            "a new suspicion, not the old one"
+        );
+        assert!(sweep(&state, t0 + THRESHOLD * 2).released.is_empty());
+    }
+
+    #[test]
+    fn a_rebuild_or_lost_readiness_during_a_sweep_decides_nothing() {
+        let (state, key) = state_with_pool();
+        state.set_ready(true);
+        let port = take(&state, &key, "p");
+        confirm(&state, &key, port);
+        let t0 = Instant::now();
+        sweep(&state, t0);
+        assert_eq!(state.suspects_len(), 1);
+        let snapshot = state.begin_sweep();
+        state.clear_pending();
+        assert_eq!(state.suspects_len(), 0, "a rebuild forgets suspicions");
+        let out = state.reclaim_unrecorded(&snapshot, t0 + THRESHOLD, THRESHOLD, &BTreeSet::new());
+        assert_eq!(out, SweepOutcome::default());
+        sweep(&state, t0);
+        let snapshot = state.begin_sweep();
+        state.set_ready(false);
+        let out = state.reclaim_unrecorded(&snapshot, t0 + THRESHOLD, THRESHOLD, &BTreeSet::new());
+        assert_eq!(out, SweepOutcome::default());
+        state.with_allocator(|a| {
+            assert!(!a.is_free(&key, "a", RequestProtocol::Tcp, port).unwrap());
+        });
+    }
+
+    #[test]
+    fn allocated_ports_lists_segment_starts_per_protocol() {
+        let key = PoolKey::new("ns", "pool");
+        let items = [
+            ItemSpec {
+                name: "seg".into(),
+                start_port: 200,
+                end_port: 220,
+                segment_length: 5,
+                tcp: true,
+                udp: true,
+                status: ItemStatus::Ready,
+            },
+            ItemSpec {
+                name: "one".into(),
+                start_port: 100,
+                end_port: 110,
+                segment_length: 0,
+                tcp: true,
+                udp: false,
+                status: ItemStatus::Ready,
+            },
+        ];
+        let mut allocator = Allocator::new();
+        allocator
+            .sync_pool(&key, AllocatePolicy::default(), &items)
+            .unwrap();
+        allocator
+            .allocate_specific(&key, "seg", RequestProtocol::TcpUdp, 210)
+            .unwrap();
+        allocator
+            .allocate_specific(&key, "seg", RequestProtocol::Udp, 215)
+            .unwrap();
+        allocator
+            .allocate_specific(&key, "one", RequestProtocol::Tcp, 109)
+            .unwrap();
+        let seg = |protocol, port| (key.clone(), "seg".to_string(), protocol, port);
+        assert_eq!(
+            allocated_ports(&allocator),
+            BTreeSet::from([
+                seg(Protocol::Tcp, 210),
+                seg(Protocol::Udp, 210),
+                seg(Protocol::Udp, 215),
+                (key.clone(), "one".to_string(), Protocol::Tcp, 109),
+            ])
+        );
     }
 }

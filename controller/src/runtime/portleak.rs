@@ -3,8 +3,13 @@
 //! The pod webhook takes ports at admission, but the pod may never be stored (a later webhook denies it, the
 //! write fails). Every webhook allocation is therefore recorded as pending in [`PoolState`]; whoever first sees
 //! the port recorded in a pod annotation or a PortBinding confirms it. The checker (leader only) releases pending
-//! allocations older than the threshold that no pod or PortBinding records. The choice is the pure
-//! [`reclaimable`]; [`duplicate_holdings`] finds ports two holders claim during the allocator rebuild.
+//! allocations older than the threshold that no pod or PortBinding records (pure [`reclaimable`]).
+//!
+//! A confirmed port can leak too: PortBindings carry no finalizer, so one deleted by hand (or a pod deleted before
+//! its binding could be created) leaves its ports held with no record anywhere. The checker's sweep releases a
+//! confirmed port that two sweeps at least the threshold apart found recorded by no pod and no PortBinding (pure
+//! [`sweep_candidates`] and [`judge_unrecorded`]). [`duplicate_holdings`] finds ports two holders claim during
+//! the allocator rebuild.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -13,11 +18,12 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
+use kube::core::{ObjectList, PartialObjectMeta};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::watch;
 
 use super::listener::wait_true;
-use super::pools::{PendingAllocation, PendingPort, PoolState};
+use super::pools::{PendingAllocation, PendingPort, PoolState, SweepOutcome};
 use super::portpool_plan::{HeldPort, held_ports};
 use crate::annotations::parse_pool_bindings;
 use crate::api::{PortBinding, keys};
@@ -26,6 +32,8 @@ use crate::api::{PortBinding, keys};
 pub const DEFAULT_LEAK_THRESHOLD: Duration = Duration::from_secs(300);
 /// Limit of each list call of one check.
 const API_TIMEOUT: Duration = Duration::from_secs(10);
+/// Objects per list page: a check reads every pod's metadata and every PortBinding without holding them all.
+const PAGE: u32 = 500;
 
 /// Pending allocations to release: older than `threshold` at `now`, no pod of that name exists, and no pod
 /// annotation or PortBinding records any of their ports.
@@ -56,6 +64,84 @@ pub fn is_claimed(port: &PendingPort, claimed: &BTreeSet<HeldPort>) -> bool {
         .protocols()
         .iter()
         .any(|p| claimed.contains(&(pool.clone(), item.clone(), *p, *start)))
+}
+
+/// The held ports no pending webhook allocation covers: each was confirmed, i.e. seen recorded in a stored pod
+/// or PortBinding (or held by the rebuild because one recorded it).
+pub fn confirmed(
+    held: &BTreeSet<HeldPort>,
+    pending: &HashMap<PendingPort, PendingAllocation>,
+) -> BTreeSet<HeldPort> {
+    let pending: HashSet<HeldPort> = pending
+        .keys()
+        .flat_map(|(pool, item, protocol, start)| {
+            protocol
+                .protocols()
+                .iter()
+                .map(move |p| (pool.clone(), item.clone(), *p, *start))
+        })
+        .collect();
+    held.iter()
+        .filter(|port| !pending.contains(*port))
+        .cloned()
+        .collect()
+}
+
+/// Confirmed ports a sweep may judge: confirmed both before its lists began (`before`) and at the decision
+/// (`now`), and not handed out again by the webhook in between (`reallocated`). A port confirmed only after the
+/// lists began may have a holder they do not show yet; confirmation implies the holder was stored first, so for
+/// the others the lists are authoritative.
+pub fn sweep_candidates(
+    before: &BTreeSet<HeldPort>,
+    now: &BTreeSet<HeldPort>,
+    reallocated: &HashSet<HeldPort>,
+) -> BTreeSet<HeldPort> {
+    before
+        .intersection(now)
+        .filter(|port| !reallocated.contains(*port))
+        .cloned()
+        .collect()
+}
+
+/// Decision of one sweep of confirmed allocations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unrecorded {
+    /// Ports to release, with when they were first seen unrecorded.
+    pub release: Vec<(HeldPort, Instant)>,
+    /// Suspects after this sweep: unrecorded candidates and since when.
+    pub suspects: HashMap<HeldPort, Instant>,
+    /// Candidates seen unrecorded for the first time at this sweep.
+    pub newly_suspected: Vec<HeldPort>,
+}
+
+/// Judges the `candidates` of one sweep at `now`. One that no pod or PortBinding records (`claimed`) becomes a
+/// suspect; one that was already a suspect (`suspects`, from earlier sweeps) for at least `threshold` is
+/// released. So a port is released only after two sweeps at least `threshold` apart found it unrecorded, never
+/// while anything records it; a recorded port, or one that stopped being a candidate (freed, pending, handed out
+/// again), is no longer a suspect.
+pub fn judge_unrecorded(
+    suspects: &HashMap<HeldPort, Instant>,
+    candidates: &BTreeSet<HeldPort>,
+    claimed: &BTreeSet<HeldPort>,
+    now: Instant,
+    threshold: Duration,
+) -> Unrecorded {
+    let mut out = Unrecorded::default();
+    for port in candidates.iter().filter(|port| !claimed.contains(*port)) {
+        match suspects.get(port) {
+            Some(&since) if now.saturating_duration_since(since) >= threshold => {
+                out.release.push((port.clone(), since));
+            }
+            Some(&since) => {
+                out.suspects.insert(port.clone(), since);
+            }
+            None => {
+                out.suspects.insert(port.clone(), now);
+                out.newly_suspected.push(port.clone());
+            }
+        }
+    }
+    out
 }
 
 /// Who records a port: a PortBinding or a pod annotation. A pod and its PortBinding share the name, so they
@@ -168,11 +254,12 @@ pub struct LeakCheckContext {
     pub pool_state: Arc<PoolState>,
     /// `clb_controller_portpool_leaked_ports_reclaimed_total`.
     pub reclaimed: Counter,
-    /// Pending allocations older than this are checked (`--port-leak-threshold`).
+    /// Pending allocations older than this, and confirmed ports unrecorded this long, are released
+    /// (`--port-leak-threshold`).
     pub threshold: Duration,
 }
 
-/// Checks for leaked pending allocations every `threshold / 4` (at least 1 s) until `stop` turns true.
+/// Checks for leaked ports every `threshold / 4` (at least 1 s) until `stop` turns true.
 pub async fn run_while_leader(ctx: LeakCheckContext, mut stop: watch::Receiver<bool>) {
     let every = (ctx.threshold / 4).max(Duration::from_secs(1));
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -188,44 +275,124 @@ pub async fn run_while_leader(ctx: LeakCheckContext, mut stop: watch::Receiver<b
     }
 }
 
-/// One round: lists only when some pending allocation is old enough, then releases what [`reclaimable`] picks.
+/// One round: when any pending allocation is old enough or any confirmed port is held, lists every PortBinding
+/// and every pod's metadata (all namespaces, paged), then releases what [`reclaimable`] and
+/// [`judge_unrecorded`] pick.
 async fn check_once(ctx: &LeakCheckContext) -> Result<(), super::RuntimeError> {
     if !ctx.pool_state.is_ready() {
         return Ok(());
     }
-    let namespaces = ctx
+    // Taken before the lists: only ports confirmed by then are judged against them.
+    let snapshot = ctx.pool_state.begin_sweep();
+    let stale_pending = !ctx
         .pool_state
-        .stale_pending_namespaces(Instant::now(), ctx.threshold);
-    if namespaces.is_empty() {
+        .stale_pending_namespaces(Instant::now(), ctx.threshold)
+        .is_empty();
+    if snapshot.is_empty() && !stale_pending {
         return Ok(());
     }
-    let mut bindings = Vec::new();
-    let mut pods = Vec::new();
-    for ns in &namespaces {
-        let b: Api<PortBinding> = Api::namespaced(ctx.client.clone(), ns);
-        bindings.extend(timed(b.list(&ListParams::default())).await?.items);
-        let p: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-        pods.extend(timed(p.list(&ListParams::default())).await?.items);
-    }
-    let claimed: BTreeSet<HeldPort> = claims_of(&bindings, &pods)
-        .into_iter()
-        .map(|c| c.port)
-        .collect();
-    let existing: HashSet<(String, String)> = pods
-        .iter()
-        .map(|p| (p.namespace().unwrap_or_default(), p.name_any()))
-        .collect();
+    let recorded = list_recorded(&ctx.client).await?;
     // Decided under the allocator lock, so an allocation made after the lists is either fresh or confirmed.
-    let released = ctx
-        .pool_state
-        .reclaim(Instant::now(), ctx.threshold, &existing, &claimed);
+    let released = ctx.pool_state.reclaim(
+        Instant::now(),
+        ctx.threshold,
+        &recorded.pods,
+        &recorded.claimed,
+    );
     for (port, pending) in &released {
         let (pool, item, protocol, start) = port;
         ctx.reclaimed.inc();
         tracing::warn!(pool = %pool, %item, %protocol, port = start, namespace = %pending.namespace, pod = %pending.pod,
             "leaked port reclaimed: allocated at admission but no pod or PortBinding records it");
     }
+    let SweepOutcome {
+        released,
+        newly_suspected,
+    } = ctx.pool_state.reclaim_unrecorded(
+        &snapshot,
+        Instant::now(),
+        ctx.threshold,
+        &recorded.claimed,
+    );
+    for (pool, item, protocol, start) in &newly_suspected {
+        tracing::info!(pool = %pool, %item, %protocol, port = start, release_after = ?ctx.threshold,
+            "held port recorded by no pod or PortBinding; released unless recorded again");
+    }
+    for ((pool, item, protocol, start), since) in &released {
+        ctx.reclaimed.inc();
+        tracing::warn!(pool = %pool, %item, %protocol, port = start, unrecorded_for = ?since.elapsed(),
+            "leaked port reclaimed: held but no pod or PortBinding records it (PortBinding deleted by hand?)");
+    }
     Ok(())
+}
+
+/// What the API server records at one moment: ports of PortBindings and pod annotations, and existing pods.
+#[derive(Debug, Default)]
+struct Recorded {
+    claimed: BTreeSet<HeldPort>,
+    pods: HashSet<(String, String)>,
+}
+
+/// Lists every PortBinding and the metadata of every pod (the annotation is all a pod contributes).
+async fn list_recorded(client: &kube::Client) -> Result<Recorded, super::RuntimeError> {
+    let mut recorded = Recorded::default();
+    let bindings: Api<PortBinding> = Api::all(client.clone());
+    list_paged(
+        |params| {
+            let api = bindings.clone();
+            async move { api.list(&params).await }
+        },
+        |page: Vec<PortBinding>| {
+            let claims = claims_of(&page, std::iter::empty::<&Pod>());
+            recorded.claimed.extend(claims.into_iter().map(|c| c.port));
+        },
+    )
+    .await?;
+    let pods: Api<Pod> = Api::all(client.clone());
+    list_paged(
+        |params| {
+            let api = pods.clone();
+            async move { api.list_metadata(&params).await }
+        },
+        |page: Vec<PartialObjectMeta<Pod>>| {
+            let page: Vec<Pod> = page
+                .into_iter()
+                .map(|meta| Pod {
+                    metadata: meta.metadata,
+                    ..Pod::default()
+                })
+                .collect();
+            let claims = claims_of(std::iter::empty::<&PortBinding>(), &page);
+            recorded.claimed.extend(claims.into_iter().map(|c| c.port));
+            recorded.pods.extend(
+                page.iter()
+                    .map(|p| (p.namespace().unwrap_or_default(), p.name_any())),
+            );
+        },
+    )
+    .await?;
+    Ok(recorded)
+}
+
+/// Feeds every page of a list to `each`. The pages of one list are one consistent snapshot (continue tokens).
+async fn list_paged<T, F, Fut>(
+    mut fetch: F,
+    mut each: impl FnMut(Vec<T>),
+) -> Result<(), super::RuntimeError>
+where
+    T: Clone,
+    F: FnMut(ListParams) -> Fut,
+    Fut: std::future::Future<Output = Result<ObjectList<T>, kube::Error>>,
+{
+    let mut params = ListParams::default().limit(PAGE);
+    loop {
+        let page = timed(fetch(params.clone())).await?;
+        each(page.items);
+        match page.metadata.continue_.filter(|token| !token.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(()),
+        }
+    }
 }
 
 async fn timed<T>(
@@ -322,6 +489,147 @@ mod tests {
             reclaimable(&table, t0 + threshold, threshold, &nobody, &none),
             vec![port("a", RequestProtocol::Tcp, 7)]
         );
+    }
+
+    fn set(ports: &[HeldPort]) -> BTreeSet<HeldPort> {
+        ports.iter().cloned().collect()
+    }
+
+    #[test]
+    fn pending_allocations_are_not_confirmed_in_any_of_their_protocols() {
+        let t0 = Instant::now();
+        let all = set(&[
+            held("a", Protocol::Tcp, 100),
+            held("a", Protocol::Tcp, 101),
+            held("a", Protocol::Udp, 101),
+            held("a", Protocol::Udp, 102),
+        ]);
+        let pending = HashMap::from([
+            (port("a", RequestProtocol::Tcp, 100), pending("p", t0)),
+            (port("a", RequestProtocol::TcpUdp, 101), pending("q", t0)),
+        ]);
+        assert_eq!(
+            confirmed(&all, &pending),
+            set(&[held("a", Protocol::Udp, 102)])
+        );
+    }
+
+    #[test]
+    fn only_ports_confirmed_before_the_lists_and_not_handed_out_again_are_candidates() {
+        let old = held("a", Protocol::Tcp, 100);
+        // Allocated and confirmed while the lists ran: its pod may be missing from them.
+        let confirmed_during_lists = held("a", Protocol::Tcp, 101);
+        // Freed by the PortBinding controller while the lists ran.
+        let freed = held("a", Protocol::Tcp, 102);
+        // Freed and handed to a new pod by the webhook (confirmed again) while the lists ran.
+        let handed_out_again = held("a", Protocol::Tcp, 103);
+        let before = set(&[old.clone(), freed.clone(), handed_out_again.clone()]);
+        let now = set(&[
+            old.clone(),
+            confirmed_during_lists.clone(),
+            handed_out_again.clone(),
+        ]);
+        let reallocated = HashSet::from([handed_out_again, confirmed_during_lists]);
+        assert_eq!(sweep_candidates(&before, &now, &reallocated), set(&[old]));
+    }
+
+    #[test]
+    fn an_unrecorded_port_is_released_by_a_second_sweep_a_threshold_later() {
+        let threshold = Duration::from_secs(300);
+        let t0 = Instant::now();
+        let leaked = held("a", Protocol::Tcp, 100);
+        let bound = held("a", Protocol::Tcp, 101);
+        let candidates = set(&[leaked.clone(), bound.clone()]);
+        let claimed = set(&[bound]);
+
+        let first = judge_unrecorded(&HashMap::new(), &candidates, &claimed, t0, threshold);
+        assert!(first.release.is_empty(), "one sweep never releases");
+        assert_eq!(first.newly_suspected, vec![leaked.clone()]);
+        assert_eq!(first.suspects, HashMap::from([(leaked.clone(), t0)]));
+
+        let early = t0 + threshold - Duration::from_secs(1);
+        let second = judge_unrecorded(&first.suspects, &candidates, &claimed, early, threshold);
+        assert!(second.release.is_empty(), "not yet a threshold apart");
+        assert!(second.newly_suspected.is_empty());
+        assert_eq!(second.suspects, first.suspects, "the first sighting counts");
+
+        let third = judge_unrecorded(
+            &second.suspects,
+            &candidates,
+            &claimed,
+            t0 + threshold,
+            threshold,
+        );
+        assert_eq!(third.release, vec![(leaked, t0)]);
+        assert!(third.suspects.is_empty());
+    }
+
+    #[test]
+    fn a_zero_threshold_still_needs_two_sweeps() {
+        let t0 = Instant::now();
+        let leaked = held("a", Protocol::Udp, 100);
+        let candidates = BTreeSet::from([leaked.clone()]);
+        let first = judge_unrecorded(
+            &HashMap::new(),
+            &candidates,
+            &BTreeSet::new(),
+            t0,
+            Duration::ZERO,
+        );
+        assert!(first.release.is_empty());
+        let second = judge_unrecorded(
+            &first.suspects,
+            &candidates,
+            &BTreeSet::new(),
+            t0,
+            Duration::ZERO,
+        );
+        assert_eq!(second.release, vec![(leaked, t0)]);
+    }
+
+    #[test]
+    fn a_port_recorded_again_or_no_longer_a_candidate_stops_being_suspected() {
+        let threshold = Duration::from_secs(60);
+        let t0 = Instant::now();
+        let reused = held("a", Protocol::Tcp, 100);
+        let freed = held("a", Protocol::Tcp, 101);
+        let kept = held("a", Protocol::Tcp, 102);
+        let suspects = HashMap::from([(reused.clone(), t0), (freed, t0), (kept.clone(), t0)]);
+        // A same-name pod reusing a kept binding's port now records it; another port left the allocator.
+        let later = t0 + Duration::from_secs(10);
+        let candidates = set(&[reused.clone(), kept.clone()]);
+        let out = judge_unrecorded(
+            &suspects,
+            &candidates,
+            &BTreeSet::from([reused.clone()]),
+            later,
+            threshold,
+        );
+        assert_eq!(out.suspects, HashMap::from([(kept.clone(), t0)]));
+        // Unrecorded again later: the clock starts over, a threshold after the earlier sighting is not enough.
+        let much_later = t0 + threshold * 2;
+        let out = judge_unrecorded(
+            &out.suspects,
+            &candidates,
+            &BTreeSet::new(),
+            much_later,
+            threshold,
+        );
+        assert_eq!(out.release, vec![(kept, t0)]);
+        assert_eq!(out.newly_suspected, vec![reused.clone()]);
+        assert_eq!(out.suspects, HashMap::from([(reused, much_later)]));
+    }
+
+    #[test]
+    fn the_same_number_in_another_item_or_protocol_does_not_record_a_port() {
+        let t0 = Instant::now();
+        let threshold = Duration::from_secs(1);
+        let leaked = held("a", Protocol::Tcp, 100);
+        let candidates = BTreeSet::from([leaked.clone()]);
+        let claimed = set(&[held("a", Protocol::Udp, 100), held("b", Protocol::Tcp, 100)]);
+        let suspects = HashMap::from([(leaked.clone(), t0)]);
+        let out = judge_unrecorded(&suspects, &candidates, &claimed, t0 + threshold, threshold);
+        assert_eq!(out.release, vec![(leaked, t0)]);
     }
 
     fn claim(kind: &'static str, name: &str, start: u16) -> Claim {

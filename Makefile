@@ -19,9 +19,9 @@ TENCENTCLOUD_SDK_COMMON_VERSION := 3.1.195
 TENCENTCLOUD_SDK_CLB_VERSION := 3.1.194
 
 
-.PHONY: chart-crds
+.PHONY: chart-crds helm kind test-charts kind-test test-kind-if-docker
 .PHONY: all build test test-rust test-sdk test-bins venv lint fmt clean help
-.PHONY: controlplane harness-bin cluster-up cluster-down cluster-status test-cluster scenario-bins conformance
+.PHONY: controlplane harness-bin cluster-up cluster-down cluster-status test-cluster scenario-bins conformance faults perf perf-quick
 
 all: build
 
@@ -31,7 +31,7 @@ help: ## List the targets
 build: ## Build every binary of the workspace
 	$(CARGO) build --workspace --bins
 
-test: test-rust test-sdk test-cluster ## Run every test of the workspace (installs what it needs)
+test: test-rust test-sdk test-charts test-cluster test-kind-if-docker ## Run every test of the workspace (installs what it needs)
 
 test-rust: ## Rust unit and integration tests
 	$(CARGO) test --workspace
@@ -78,18 +78,112 @@ scenario-bins:
 conformance: harness-bin scenario-bins ## Run scenarios/conformance on the local cluster; prints the report dir
 	$(HARNESS) run scenarios/conformance --cluster-state-dir $(CLUSTER_STATE_DIR)
 
+faults: harness-bin scenario-bins ## Run scenarios/faults on the local cluster (~2 min)
+	$(HARNESS) run scenarios/faults --cluster-state-dir $(CLUSTER_STATE_DIR)
+
+perf: harness-bin scenario-bins ## Run scenarios/perf (100 and 1,000 pods, ~5 min); not part of `make test`
+	$(HARNESS) run scenarios/perf --cluster-state-dir $(CLUSTER_STATE_DIR)
+
+perf-quick: harness-bin scenario-bins ## Run the 100-pod perf scenario (~1 min)
+	$(HARNESS) run scenarios/perf/10-pods-100.yaml --cluster-state-dir $(CLUSTER_STATE_DIR)
+
 cluster-status: harness-bin ## Show the local cluster's processes and health
 	$(HARNESS) cluster status --state-dir $(CLUSTER_STATE_DIR)
 
 # Integration tests that need the local control plane (#[ignore]d in a plain `cargo test`).
-CLUSTER_TESTS := cluster scenarios runtime_listener runtime_ingress runtime_portpool webhook_validate webhook_pod runtime_portbinding runtime_portleak
+CLUSTER_TESTS := cluster scenarios charts runtime_listener runtime_ingress runtime_portpool webhook_validate webhook_pod runtime_portbinding runtime_portleak runtime_leader
+# Scenario suites `make test` gates on, run on the test cluster with the controller as the chart's ServiceAccount
+# (its RBAC rendered by test-charts), so a rule the controller needs and the chart lacks fails the run.
+GATE_SCENARIOS := scenarios/conformance scenarios/faults
+GATE_REPORT_DIR := reports/make-test
 
-test-cluster: test-bins ## Cluster integration tests on their own cluster, stopped even on failure
+test-cluster: test-bins test-charts ## Cluster integration tests on their own cluster, stopped even on failure
 	@set -euo pipefail; \
 	trap '$(HARNESS) cluster down --state-dir $(TEST_CLUSTER_STATE_DIR)' EXIT; \
 	$(HARNESS) cluster up --state-dir $(TEST_CLUSTER_STATE_DIR); \
 	CLB_TEST_KUBECONFIG=$(CURDIR)/$(TEST_CLUSTER_STATE_DIR)/kubeconfig \
-		$(CARGO) test --workspace $(addprefix --test ,$(CLUSTER_TESTS)) -- --ignored
+	CLB_TEST_CHARTS_DIR=$(CURDIR)/$(CHARTS_OUT) \
+	CLB_TEST_CHART_RBAC=$(CURDIR)/$(CHARTS_OUT)/rbac-as-harness.yaml \
+		$(CARGO) test --workspace $(addprefix --test ,$(CLUSTER_TESTS)) -- --ignored; \
+	$(HARNESS) run $(GATE_SCENARIOS) --kubeconfig $(CURDIR)/$(TEST_CLUSTER_STATE_DIR)/kubeconfig \
+		--state-dir .work/test-harness --report-dir $(GATE_REPORT_DIR) \
+		--controller-service-account clb-system/clb-controller \
+		--controller-rbac $(CURDIR)/$(CHARTS_OUT)/rbac-as-harness.yaml
+
+# Helm and kind, built from the Go module proxy into $(CLB_CACHE_DIR) by tools/go-install.sh (module and build
+# caches shared with the control plane); a warm call only checks a stamp. The ldflags give `helm version` its
+# release and `helm template`/`lint` the Kubernetes minor of helm's client-go (v0.36) as their default.
+HELM_VERSION := v3.21.4
+KIND_VERSION := v0.30.0
+HELM := $(CLB_CACHE_DIR)/helm-$(HELM_VERSION)/bin/helm
+KIND := $(CLB_CACHE_DIR)/kind-$(KIND_VERSION)/bin/kind
+HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=36 \
+	-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=36
+# Charts are rendered for the local control plane's Kubernetes version.
+KUBE_VERSION := $(shell sed -n 's/^KUBERNETES_VERSION=//p' tools/controlplane/versions.env)
+CHARTS_OUT := .work/charts
+# Values files of charts/<chart>/ci/ that test-charts lints and renders (charts/README.md says what each covers).
+CONTROLLER_CHART_VALUES := default nondefault controller-certs certmanager
+FAKE_CLB_CHART_VALUES := default nondefault
+
+$(HELM):
+	tools/go-install.sh helm helm.sh/helm/v3/cmd/helm $(HELM_VERSION) "$(HELM_LDFLAGS)" >/dev/null
+
+$(KIND):
+	tools/go-install.sh kind sigs.k8s.io/kind $(KIND_VERSION) >/dev/null
+
+helm: $(HELM) ## Build helm into the machine cache (cached; cold ~75 s)
+
+kind: $(KIND) ## Build kind into the machine cache (cached)
+
+# helm lint --strict and helm template for both charts with each ci/ values file and the kind values; the
+# renders go to $(CHARTS_OUT) for the cluster tests (charts.rs applies them, scenarios.rs runs the controller
+# with rbac-as-harness.yaml: the chart's RBAC, webhook registration included, for the harness's config name).
+test-charts: $(HELM) ## helm lint + template of both charts, default and non-default values
+	@set -euo pipefail; rm -rf $(CHARTS_OUT); mkdir -p $(CHARTS_OUT); \
+	kv="--kube-version $(KUBE_VERSION)"; \
+	for v in $(CONTROLLER_CHART_VALUES); do \
+		f=charts/clb-controller/ci/$$v-values.yaml; \
+		$(HELM) lint --strict --quiet charts/clb-controller -f $$f $$kv; \
+		$(HELM) template clb-controller charts/clb-controller -n clb-system --include-crds $$kv -f $$f \
+			> $(CHARTS_OUT)/clb-controller-$$v.yaml; \
+	done; \
+	for v in $(FAKE_CLB_CHART_VALUES); do \
+		f=charts/fake-clb/ci/$$v-values.yaml; \
+		$(HELM) lint --strict --quiet charts/fake-clb -f $$f $$kv; \
+		$(HELM) template fake-clb charts/fake-clb -n clb-system $$kv -f $$f > $(CHARTS_OUT)/fake-clb-$$v.yaml; \
+	done; \
+	$(HELM) lint --strict --quiet charts/clb-controller -f kind-config/clb-controller-values.yaml $$kv; \
+	$(HELM) lint --strict --quiet charts/fake-clb -f kind-config/fake-clb-values.yaml \
+		--set-file configFile=kind-config/fake-clb.yaml $$kv; \
+	$(HELM) template fake-clb charts/fake-clb -n clb-system $$kv -f kind-config/fake-clb-values.yaml \
+		--set-file configFile=kind-config/fake-clb.yaml > $(CHARTS_OUT)/fake-clb-kind.yaml; \
+	$(HELM) template clb-controller charts/clb-controller -n clb-system $$kv \
+		-f charts/clb-controller/ci/default-values.yaml --show-only templates/rbac.yaml \
+		--set webhook.certs.mode=controller,replicaCount=1,webhook.configName=clb-harness \
+		> $(CHARTS_OUT)/rbac-as-harness.yaml; \
+	if $(HELM) template clb-controller charts/clb-controller $$kv > /dev/null 2> $(CHARTS_OUT)/no-region.err; then \
+		echo "test-charts: the chart rendered without tencentcloud.region"; exit 1; fi; \
+	grep -q "tencentcloud.region is required" $(CHARTS_OUT)/no-region.err || { cat $(CHARTS_OUT)/no-region.err; exit 1; }; \
+	if $(HELM) template clb-controller charts/clb-controller $$kv -f charts/clb-controller/ci/default-values.yaml \
+		--set replicaCount=2,webhook.certs.mode=controller > /dev/null 2> $(CHARTS_OUT)/two-registrars.err; then \
+		echo "test-charts: mode controller rendered with 2 replicas"; exit 1; fi; \
+	grep -q "needs replicaCount 1" $(CHARTS_OUT)/two-registrars.err || { cat $(CHARTS_OUT)/two-registrars.err; exit 1; }; \
+	echo "test-charts: $$(ls $(CHARTS_OUT)/*.yaml | wc -l) renders in $(CHARTS_OUT), lint clean, bad values refused"
+
+# kind: both charts in a kind cluster and the conformance scenarios against them (tools/kind-test.sh).
+# Needs a Docker engine and kubectl. KIND_KEEP=1 leaves the cluster running.
+kind-test: $(HELM) $(KIND) harness-bin scenario-bins ## Conformance scenarios on kind with both charts (needs Docker)
+	tools/kind-test.sh $(HELM) $(KIND) $(HARNESS)
+
+# `make test` adds the kind run only where a Docker engine answers; elsewhere (e.g. these machines) it says so.
+test-kind-if-docker:
+	@if command -v docker > /dev/null && docker info > /dev/null 2>&1; then \
+		$(MAKE) kind-test; \
+	else \
+		echo "kind-test: skipped (no Docker engine: docker info failed); the local control plane ran the conformance run"; \
+	fi
 
 chart-crds: ## Regenerate the chart's CRD copy from the controller (a test fails when they drift)
 	$(CARGO) run -q -p clb-controller -- crds --output charts/clb-controller/crds/crds.yaml

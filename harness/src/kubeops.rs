@@ -4,6 +4,7 @@ use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiCapabilities, ApiResource, Scope, pinned_kind};
 use kube::{Client, ResourceExt};
+use serde::Deserialize as _;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -70,6 +71,116 @@ pub async fn apply(client: &Client, object: &Value, default_ns: &str) -> Result<
         .await?)
 }
 
+/// The objects of a multi-document YAML text (`helm template` output, `kubectl apply -f` files), in
+/// order; empty documents are skipped.
+pub fn parse_documents(text: &str, source: &str) -> Result<Vec<Value>> {
+    let mut objects = Vec::new();
+    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let value = Value::deserialize(document)
+            .map_err(|e| Error::Scenario(format!("{source}: document {}: {e}", index + 1)))?;
+        if value.is_null() {
+            continue;
+        }
+        if value.pointer("/kind").and_then(Value::as_str).is_none() {
+            return Err(Error::Scenario(format!(
+                "{source}: document {} has no kind",
+                index + 1
+            )));
+        }
+        objects.push(value);
+    }
+    Ok(objects)
+}
+
+/// Server-side applies the objects in the order `kubectl apply` would need: Namespaces and CRDs first
+/// (waiting until the CRDs are Established), and creates every namespace an object names but the
+/// documents do not. Returns `kind namespace/name` per object, in apply order.
+pub async fn apply_all(
+    client: &Client,
+    objects: &[Value],
+    default_ns: &str,
+) -> Result<Vec<String>> {
+    use k8s_openapi::api::core::v1::Namespace;
+
+    let kind = |o: &Value| {
+        o.pointer("/kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let rank = |o: &Value| match kind(o).as_str() {
+        "Namespace" => 0,
+        "CustomResourceDefinition" => 1,
+        _ => 2,
+    };
+    let mut ordered: Vec<&Value> = objects.iter().collect();
+    ordered.sort_by_key(|o| rank(o));
+
+    let declared: std::collections::BTreeSet<&str> = objects
+        .iter()
+        .filter(|o| kind(o) == "Namespace")
+        .filter_map(|o| o.pointer("/metadata/name").and_then(Value::as_str))
+        .collect();
+    let namespaces: std::collections::BTreeSet<&str> = objects
+        .iter()
+        .filter_map(|o| o.pointer("/metadata/namespace").and_then(Value::as_str))
+        .filter(|ns| !declared.contains(ns))
+        .collect();
+    let ns_api: Api<Namespace> = Api::all(client.clone());
+    for ns in namespaces {
+        if ns_api.get_opt(ns).await?.is_none() {
+            let object = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            ns_api
+                .patch(
+                    ns,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&object),
+                )
+                .await?;
+        }
+    }
+
+    let mut applied = Vec::with_capacity(ordered.len());
+    let mut crds = Vec::new();
+    for object in ordered {
+        if rank(object) == 2 && !crds.is_empty() {
+            wait_established(client, &std::mem::take(&mut crds)).await?;
+        }
+        let result = apply(client, object, default_ns).await?;
+        let name = result.name_any();
+        if rank(object) == 1 {
+            crds.push(name.clone());
+        }
+        applied.push(match result.namespace() {
+            Some(ns) => format!("{} {ns}/{name}", kind(object)),
+            None => format!("{} {name}", kind(object)),
+        });
+    }
+    wait_established(client, &crds).await?;
+    Ok(applied)
+}
+
+/// Waits (up to 60 s each) until the named CRDs are Established, so objects of their kinds can follow.
+async fn wait_established(client: &Client, names: &[String]) -> Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::runtime::wait::{await_condition, conditions};
+    const LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for name in names {
+        tokio::time::timeout(
+            LIMIT,
+            await_condition(api.clone(), name, conditions::is_crd_established()),
+        )
+        .await
+        .map_err(|_| Error::Timeout {
+            what: format!("CRD {name} Established"),
+            seconds: LIMIT.as_secs(),
+        })?
+        .map_err(|e| Error::Environment(format!("watching CRD {name}: {e}")))?;
+    }
+    Ok(())
+}
+
 /// The objects a reference selects, sorted by name, as JSON with `namespace/name` labels.
 pub async fn list(
     client: &Client,
@@ -116,5 +227,33 @@ pub fn is_transient(error: &Error) -> bool {
         Error::Kube(kube::Error::Api(status)) => status.code == 429 || status.code >= 500,
         Error::Kube(_) | Error::Http(_) => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_helm_output_skipping_empty_documents() {
+        let text = "---\n# Source: chart/templates/a.yaml\n---\napiVersion: v1\nkind: ServiceAccount\n\
+                    metadata: {name: a, namespace: ns}\n---\n\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: b}\n";
+        let objects = parse_documents(text, "render.yaml").unwrap();
+        let kinds: Vec<&str> = objects
+            .iter()
+            .map(|o| o["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["ServiceAccount", "Secret"]);
+    }
+
+    #[test]
+    fn a_document_without_kind_is_named_in_the_error() {
+        let err = parse_documents("kind: A\n---\nmetadata: {name: x}\n", "bad.yaml").unwrap_err();
+        assert_eq!(err.to_string(), "bad.yaml: document 2 has no kind");
+        let err = parse_documents("kind: [unclosed\n", "broken.yaml").unwrap_err();
+        assert!(
+            err.to_string().starts_with("broken.yaml: document 1: "),
+            "{err}"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! clb-harness command line. Kept thin: each subcommand parses its flags and calls the library.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -99,17 +100,36 @@ struct EnvArgs {
     /// Do not start the controller even if `clb-controller run` exists.
     #[arg(long)]
     no_controller: bool,
+    /// Run the controller as this ServiceAccount: a kubeconfig holding only a TokenRequest token for it,
+    /// leader election in NAMESPACE. Proves that an RBAC grant (--controller-rbac) is enough.
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    controller_service_account: Option<String>,
+    /// Manifests (multi-document YAML, e.g. the chart's rendered RBAC) applied before the controller
+    /// starts as --controller-service-account. Repeatable.
+    #[arg(long, value_name = "FILE", requires = "controller_service_account")]
+    controller_rbac: Vec<PathBuf>,
+    /// CLB API of a fake-clb that is already running (e.g. the fake-clb chart in kind, via a node port);
+    /// the harness then starts none. Needs --fake-clb-admin and --fake-clb-config (its cloud).
+    #[arg(long, value_name = "ADDR", requires_all = ["fake_clb_admin", "fake_clb_config"])]
+    fake_clb_api: Option<SocketAddr>,
+    /// Control API (/_fake/*) of that fake-clb.
+    #[arg(long, value_name = "ADDR", requires = "fake_clb_api")]
+    fake_clb_admin: Option<SocketAddr>,
 }
 
 impl EnvArgs {
-    fn options(self) -> EnvOptions {
+    fn options(self) -> clb_harness::Result<EnvOptions> {
         let sibling = |name: &str| {
             std::env::current_exe()
                 .ok()
                 .and_then(|exe| exe.parent().map(|dir| dir.join(name)))
                 .unwrap_or_else(|| PathBuf::from(name))
         };
-        EnvOptions {
+        let controller_identity = self
+            .controller_service_account
+            .map(|sa| env::ControllerIdentity::parse(&sa, self.controller_rbac))
+            .transpose()?;
+        Ok(EnvOptions {
             state_dir: self.state_dir,
             kubeconfig: self.kubeconfig,
             cluster: cluster::UpOptions {
@@ -124,7 +144,9 @@ impl EnvArgs {
                 .unwrap_or_else(|| sibling("clb-controller")),
             fake_clb_config: self.fake_clb_config,
             no_controller: self.no_controller,
-        }
+            controller_identity,
+            external_fake_clb: self.fake_clb_api.zip(self.fake_clb_admin),
+        })
     }
 }
 
@@ -155,6 +177,18 @@ enum ClusterAction {
         #[command(flatten)]
         dirs: ClusterDirs,
     },
+    /// Create the harness's fake nodes in another cluster that runs kwok (e.g. kind, for `make kind-test`)
+    /// and wait until they are Ready.
+    FakeNodes {
+        /// That cluster.
+        #[arg(long)]
+        kubeconfig: PathBuf,
+        /// Number of fake nodes.
+        #[arg(long, default_value_t = cluster::DEFAULT_NODES)]
+        nodes: u32,
+    },
+    /// Print the kwok Stages the fake nodes and pods follow (to apply to a cluster that runs kwok).
+    KwokStages,
 }
 
 #[derive(Debug, Args)]
@@ -172,6 +206,7 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
     clb_harness::install_crypto_provider();
@@ -192,7 +227,7 @@ async fn run(command: Command) -> clb_harness::Result<ExitCode> {
                 Some(path) => scenario::load(&path)?.scenario.cloud,
                 None => scenario::CloudSetup::default(),
             };
-            let environment = Environment::start(env.options(), cloud).await?;
+            let environment = Environment::start(env.options()?, cloud).await?;
             let path = environment.detach();
             println!("environment up; details in {}", path.display());
             Ok(ExitCode::SUCCESS)
@@ -211,7 +246,7 @@ async fn run(command: Command) -> clb_harness::Result<ExitCode> {
         } => {
             let report_dir = report_dir.unwrap_or_else(runner::default_report_dir);
             let options = runner::RunOptions {
-                env: env.options(),
+                env: env.options()?,
                 report_dir: report_dir.clone(),
                 keep,
             };
@@ -274,6 +309,31 @@ async fn run(command: Command) -> clb_harness::Result<ExitCode> {
             }
             ClusterAction::Down { dirs } => {
                 println!("{}", cluster::down(&dirs.state_dir).await?);
+                Ok(ExitCode::SUCCESS)
+            }
+            ClusterAction::FakeNodes { kubeconfig, nodes } => {
+                cluster::nodes::validate_count(nodes)?;
+                let client = cluster::client_from_kubeconfig(&kubeconfig).await?;
+                let version = client.apiserver_version().await?.git_version;
+                cluster::nodes::ensure_nodes(&client, nodes, &version).await?;
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                loop {
+                    let ready = cluster::nodes::ready_fake_nodes(&client).await?;
+                    if ready >= nodes as usize {
+                        println!("{ready} fake node(s) Ready");
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    if std::time::Instant::now() >= deadline {
+                        return Err(clb_harness::Error::Timeout {
+                            what: format!("{nodes} fake nodes Ready (is kwok running?)"),
+                            seconds: 60,
+                        });
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            }
+            ClusterAction::KwokStages => {
+                print!("{}", cluster::config::KWOK_STAGES);
                 Ok(ExitCode::SUCCESS)
             }
             ClusterAction::Status { dirs } => {

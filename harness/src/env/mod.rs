@@ -3,6 +3,7 @@
 //! binary has a `run` subcommand. `env.json` in the state dir tells other tools where
 //! everything is; `down` reads it back to stop what `up` started.
 
+pub mod identity;
 mod process;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
+pub use self::identity::ControllerIdentity;
 pub use self::process::{Managed, ProcessInfo};
 use crate::cluster;
 use crate::error::{Error, Result};
@@ -41,6 +43,12 @@ pub struct EnvOptions {
     pub fake_clb_config: Option<PathBuf>,
     /// Never start the controller, even when the binary supports `run`.
     pub no_controller: bool,
+    /// Run the controller as this ServiceAccount (a TokenRequest token in its own kubeconfig) after
+    /// applying its RBAC manifests, with leader election in its namespace, as the chart runs it.
+    pub controller_identity: Option<ControllerIdentity>,
+    /// A fake-clb that is already running (API, control API), e.g. the fake-clb chart in kind reached
+    /// through node ports, instead of a process of ours. Needs `fake_clb_config` (its cloud).
+    pub external_fake_clb: Option<(SocketAddr, SocketAddr)>,
 }
 
 /// `env.json`: where everything is. Read by people, scripts and `clb-harness down`.
@@ -56,7 +64,8 @@ pub struct EnvFile {
     pub region: String,
     pub load_balancers: Vec<LoadBalancerInfo>,
     pub controller_log: Option<PathBuf>,
-    pub fake_clb_log: PathBuf,
+    /// None when fake-clb is external (not ours).
+    pub fake_clb_log: Option<PathBuf>,
     /// Why the controller is not running, when it is not.
     pub controller_note: Option<String>,
     /// Processes this environment started (stopped by `down`).
@@ -109,7 +118,8 @@ pub struct Environment {
     pub cloud: CloudSetup,
     pub fake_api: SocketAddr,
     pub fake_admin: SocketAddr,
-    fake: Managed,
+    /// None when fake-clb is external.
+    fake: Option<Managed>,
     controller: Option<Managed>,
     controller_note: Option<String>,
     controller_help: Option<String>,
@@ -151,7 +161,25 @@ impl Environment {
             Some(file) => cloud_from_config_file(file)?,
             None => cloud,
         };
-        let (fake, fake_api, fake_admin) = start_fake_clb(&options, &state_dir, &cloud).await?;
+        let (fake, fake_api, fake_admin) = match options.external_fake_clb {
+            Some((api, admin)) => {
+                if options.fake_clb_config.is_none() {
+                    return Err(Error::InvalidOption(
+                        "an external fake-clb needs --fake-clb-config describing its cloud".into(),
+                    ));
+                }
+                info!("external fake-clb api={api} admin={admin}");
+                // start_fake_clb makes it otherwise; the controller's log goes there.
+                let logs = state_dir.join("logs");
+                std::fs::create_dir_all(&logs)
+                    .map_err(|e| Error::io("creating log dir", &logs, e))?;
+                (None, api, admin)
+            }
+            None => {
+                let (fake, api, admin) = start_fake_clb(&options, &state_dir, &cloud).await?;
+                (Some(fake), api, admin)
+            }
+        };
         let mut env = Environment {
             state_dir,
             kubeconfig,
@@ -177,6 +205,11 @@ impl Environment {
     async fn finish_start(&mut self) -> Result<()> {
         self.install_faults().await?;
         install_crds(&self.client, &self.options.controller_bin).await?;
+        if let Some(identity) = &self.options.controller_identity
+            && !self.options.no_controller
+        {
+            identity::apply_manifests(&self.client, identity).await?;
+        }
         self.controller_help = if self.options.no_controller {
             self.controller_note = Some("disabled with --no-controller".to_string());
             None
@@ -214,9 +247,11 @@ impl Environment {
         if self.options.fake_clb_config.is_none() && *cloud != self.cloud {
             info!("cloud setup differs: restarting fake-clb and the controller");
             self.stop_controller(false).await;
-            self.fake.stop(false).await;
+            if let Some(fake) = self.fake.as_mut() {
+                fake.stop(false).await;
+            }
             let (fake, api, admin) = start_fake_clb(&self.options, &self.state_dir, cloud).await?;
-            self.fake = fake;
+            self.fake = Some(fake);
             self.fake_api = api;
             self.fake_admin = admin;
             self.cloud = cloud.clone();
@@ -274,9 +309,17 @@ impl Environment {
             .accounts
             .first()
             .ok_or_else(|| Error::Environment("the cloud has no account".to_string()))?;
+        let kubeconfig = match &self.options.controller_identity {
+            Some(identity) => {
+                let path = self.state_dir.join("controller.kubeconfig");
+                identity::write_kubeconfig(&self.client, &self.kubeconfig, identity, &path).await?;
+                path
+            }
+            None => self.kubeconfig.clone(),
+        };
         let mut args = vec![
             "run".to_string(),
-            format!("--kubeconfig={}", self.kubeconfig.display()),
+            format!("--kubeconfig={}", kubeconfig.display()),
             format!("--clb-endpoint=http://{}", self.fake_api),
             format!("--region={}", self.cloud.region),
         ];
@@ -287,9 +330,26 @@ impl Environment {
         } else {
             None
         };
-        if help.contains("--leader-election") {
-            args.push("--leader-election=false".to_string());
+        match &self.options.controller_identity {
+            // As deployed: the Lease in the ServiceAccount's namespace (the chart's Role covers it).
+            Some(identity) if help.contains("--election-namespace") => {
+                args.push("--leader-election=true".to_string());
+                args.push(format!("--election-namespace={}", identity.namespace));
+            }
+            _ if help.contains("--leader-election") => {
+                args.push("--leader-election=false".to_string());
+            }
+            _ => {}
         }
+        let webhook_port = if help.contains("--webhook-addr") {
+            let port = free_port()?;
+            args.push(format!("--webhook-addr=127.0.0.1:{port}"));
+            args.push("--webhook-register".to_string());
+            args.push(format!("--webhook-config-name={WEBHOOK_CONFIG_NAME}"));
+            Some(port)
+        } else {
+            None
+        };
         let env = vec![
             (
                 "TENCENTCLOUD_SECRET_ID".to_string(),
@@ -309,6 +369,12 @@ impl Environment {
             &log,
             &log,
         )?;
+        // With leader election (as a ServiceAccount) started means leader with synced caches: /readyz.
+        let probe = if self.options.controller_identity.is_some() {
+            "readyz"
+        } else {
+            "healthz"
+        };
         let deadline = Instant::now() + CONTROLLER_START;
         loop {
             if let Some(status) = managed.exited() {
@@ -322,12 +388,16 @@ impl Environment {
             let healthy = match metrics_port {
                 Some(port) => self
                     .http
-                    .get(format!("http://127.0.0.1:{port}/healthz"))
+                    .get(format!("http://127.0.0.1:{port}/{probe}"))
                     .send()
                     .await
                     .is_ok_and(|r| r.status().is_success()),
                 // Without a health endpoint: alive after a short grace counts as started.
                 None => managed.age() > Duration::from_secs(2),
+            };
+            let healthy = match (healthy, webhook_port) {
+                (true, Some(port)) => webhooks_registered(&self.client, port).await,
+                (healthy, _) => healthy,
             };
             if healthy {
                 break;
@@ -382,9 +452,12 @@ impl Environment {
                 })
                 .collect(),
             controller_log: self.controller.as_ref().map(|c| c.info.log.clone()),
-            fake_clb_log: self.fake.info.log.clone(),
+            fake_clb_log: self.fake.as_ref().map(|f| f.info.log.clone()),
             controller_note: self.controller_note.clone(),
-            processes: std::iter::once(self.fake.info.clone())
+            processes: self
+                .fake
+                .iter()
+                .map(|f| f.info.clone())
                 .chain(self.controller.iter().map(|c| c.info.clone()))
                 .collect(),
             cluster_state_dir: self.cluster_state_dir.clone(),
@@ -409,7 +482,12 @@ impl Environment {
     /// started. Errors are logged: teardown continues past them.
     pub async fn stop(mut self, stop_cluster: bool) {
         self.stop_controller(false).await;
-        self.fake.stop(false).await;
+        if self.cluster_state_dir.is_none() || !stop_cluster {
+            remove_webhook_configurations(&self.client).await;
+        }
+        if let Some(fake) = self.fake.as_mut() {
+            fake.stop(false).await;
+        }
         if stop_cluster && let Some(dir) = &self.cluster_state_dir {
             match cluster::down(dir).await {
                 Ok(report) => info!("{report}"),
@@ -448,11 +526,85 @@ pub async fn down(state_dir: &Path) -> Result<Vec<String>> {
         let outcome = process::stop_recorded(info, false).await;
         lines.push(format!("{} (pid {}): {outcome}", info.name, info.pid));
     }
-    if let Some(dir) = &env.cluster_state_dir {
-        lines.push(cluster::down(dir).await?.to_string());
+    match &env.cluster_state_dir {
+        Some(dir) => lines.push(cluster::down(dir).await?.to_string()),
+        None => {
+            if let Ok(client) = cluster::client_from_kubeconfig(&env.kubeconfig).await {
+                remove_webhook_configurations(&client).await;
+                lines.push(format!(
+                    "webhook configurations {WEBHOOK_CONFIG_NAME}: removed"
+                ));
+            }
+        }
     }
     std::fs::remove_file(&path).map_err(|e| Error::io("removing env file", &path, e))?;
     Ok(lines)
+}
+
+/// Name of the webhook configurations the harness's controller registers (never the chart's).
+pub const WEBHOOK_CONFIG_NAME: &str = "clb-harness";
+
+/// True once both webhook configurations point at this controller's port, so the first scenario's
+/// pods are admitted by it (registration happens after the server listens).
+async fn webhooks_registered(client: &kube::Client, port: u16) -> bool {
+    use k8s_openapi::api::admissionregistration::v1::{
+        MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+    };
+    let needle = format!(":{port}/");
+    let mutating: kube::Api<MutatingWebhookConfiguration> = kube::Api::all(client.clone());
+    let validating: kube::Api<ValidatingWebhookConfiguration> = kube::Api::all(client.clone());
+    let urls_ok = |urls: Vec<Option<String>>| {
+        !urls.is_empty()
+            && urls
+                .iter()
+                .all(|u| u.as_deref().is_some_and(|u| u.contains(&needle)))
+    };
+    let Ok(Some(m)) = mutating.get_opt(WEBHOOK_CONFIG_NAME).await else {
+        return false;
+    };
+    let Ok(Some(v)) = validating.get_opt(WEBHOOK_CONFIG_NAME).await else {
+        return false;
+    };
+    let m_urls = m
+        .webhooks
+        .unwrap_or_default()
+        .into_iter()
+        .map(|w| w.client_config.url)
+        .collect();
+    let v_urls = v
+        .webhooks
+        .unwrap_or_default()
+        .into_iter()
+        .map(|w| w.client_config.url)
+        .collect();
+    urls_ok(m_urls) && urls_ok(v_urls)
+}
+
+/// Deletes the harness's webhook configurations so a cluster that outlives the controller keeps
+/// admitting pods and CRs (they fail closed). Errors are logged.
+async fn remove_webhook_configurations(client: &kube::Client) {
+    use k8s_openapi::api::admissionregistration::v1::{
+        MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+    };
+    let params = kube::api::DeleteParams::default();
+    let mutating: kube::Api<MutatingWebhookConfiguration> = kube::Api::all(client.clone());
+    let validating: kube::Api<ValidatingWebhookConfiguration> = kube::Api::all(client.clone());
+    for result in [
+        mutating
+            .delete(WEBHOOK_CONFIG_NAME, &params)
+            .await
+            .map(|_| ()),
+        validating
+            .delete(WEBHOOK_CONFIG_NAME, &params)
+            .await
+            .map(|_| ()),
+    ] {
+        match result {
+            Ok(()) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(e) => warn!("removing webhook configuration {WEBHOOK_CONFIG_NAME}: {e}"),
+        }
+    }
 }
 
 async fn start_fake_clb(

@@ -12,7 +12,9 @@ use std::time::Duration;
 use clb_controller::api::{Ingress, PortBinding, PortPool};
 use clb_controller::cloud::ClientConfig;
 use clb_controller::runtime::{self, RuntimeConfig};
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use support::{FakeClb, Poll, eventually};
@@ -232,11 +234,18 @@ async fn portpool_and_ingress_admission_through_the_api_server() {
     })
     .await;
 
-    // Unregister first so nothing else in the cluster depends on this process.
+    // Unregister first so nothing else in the cluster depends on this process: registration applies the
+    // validating configuration and the pod webhook's mutating one, and a dead pod webhook would refuse every
+    // pod in labelled namespaces of later tests.
     configs
         .delete(&config_name, &DeleteParams::default())
         .await
         .expect("delete the webhook configuration");
+    let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    mutating
+        .delete(&config_name, &DeleteParams::default())
+        .await
+        .expect("delete the pod webhook configuration");
     handle.shutdown().await.expect("runtime stops");
     let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
 }

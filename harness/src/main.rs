@@ -250,7 +250,21 @@ async fn run(command: Command) -> clb_harness::Result<ExitCode> {
                 report_dir: report_dir.clone(),
                 keep,
             };
-            let report = runner::run(&paths, &options).await?;
+            let state_dir = options.env.state_dir.clone();
+            let report = tokio::select! {
+                report = runner::run(&paths, &options) => report?,
+                signal = interrupted() => {
+                    // The processes run in their own process groups: stop them from env.json.
+                    eprintln!("{signal}: stopping what this run started ({})", state_dir.display());
+                    if !keep {
+                        match env::down(&state_dir).await {
+                            Ok(lines) => lines.iter().for_each(|l| eprintln!("{l}")),
+                            Err(e) => eprintln!("stopping the environment: {e}"),
+                        }
+                    }
+                    return Ok(ExitCode::from(130));
+                }
+            };
             let passed = report.passed();
             let failed = report.scenarios.iter().filter(|s| !s.passed()).count();
             println!(
@@ -346,5 +360,20 @@ async fn run(command: Command) -> clb_harness::Result<ExitCode> {
                 })
             }
         },
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (a CI timeout) with the signal's name.
+async fn interrupted() -> &'static str {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return "interrupted";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "interrupted",
+        _ = term.recv() => "terminated",
     }
 }

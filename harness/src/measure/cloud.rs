@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use crate::runner::invariants::{item_lbs, str_at};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -43,10 +44,6 @@ pub struct RegistrationKey {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct CloudSnapshot {
     pub targets: BTreeMap<TargetKey, String>,
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer).and_then(Value::as_str)
 }
 
 /// Numbers may come as JSON numbers or, from flattened GET requests, as strings.
@@ -287,29 +284,6 @@ impl Expectation {
             Expectation::AnyWithIp(ip) => timeline.first_seen_ip(ip),
         }
     }
-}
-
-/// Load-balancer ids of a binding item (`poolItemLoadBalancers[].loadbalancerID`, else
-/// `loadBalancerIDs` without any `region:` prefix).
-fn item_lbs(item: &Value) -> BTreeSet<String> {
-    let mut ids: BTreeSet<String> = item
-        .get("poolItemLoadBalancers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|lb| str_at(lb, "/loadbalancerID").map(str::to_string))
-        .collect();
-    if ids.is_empty() {
-        ids = item
-            .get("loadBalancerIDs")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(|id| id.rsplit(':').next().unwrap_or(id).to_string())
-            .collect();
-    }
-    ids
 }
 
 /// The expectation for a pod (its JSON), or `None` while it has no IP. Targets follow the

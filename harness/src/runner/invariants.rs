@@ -7,7 +7,7 @@ use serde_json::Value;
 pub const POOL_BINDINGS_ANNOTATION: &str =
     "poolbindings.portpool.networkextension.bkbcs.tencent.com";
 
-fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+pub(crate) fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
     v.pointer(pointer).and_then(Value::as_str)
 }
 
@@ -21,7 +21,7 @@ fn object_key(v: &Value) -> String {
 
 /// Load-balancer ids an item binds (`poolItemLoadBalancers[].loadbalancerID`, else
 /// `loadBalancerIDs` with any `region:` prefix removed).
-fn item_lbs(item: &Value) -> BTreeSet<String> {
+pub(crate) fn item_lbs(item: &Value) -> BTreeSet<String> {
     let mut ids: BTreeSet<String> = item
         .get("poolItemLoadBalancers")
         .and_then(Value::as_array)

@@ -187,7 +187,12 @@ pub async fn run_while_leader(ctx: PortPoolContext, mut stop: watch::Receiver<bo
                             reconciler.ctx.metrics.kube_errors.inc();
                         }
                         let after = queue.failed(&key);
-                        tracing::warn!(pool = %key, error = %e, retry_in = ?after, "portpool reconcile failed");
+                        if namespace_terminating(&e) {
+                            // Its namespace is going away: the pool follows, nothing to warn about.
+                            tracing::debug!(pool = %key, retry_in = ?after, "namespace terminating; not recreating listeners");
+                        } else {
+                            tracing::warn!(pool = %key, error = %e, retry_in = ?after, "portpool reconcile failed");
+                        }
                         queue.schedule(key, Instant::now() + after);
                     }
                 }
@@ -688,5 +693,42 @@ mod tests {
         assert_eq!(owner_pool(&l), Some(PoolKey::new("game", "pool1")));
         l.labels_mut().insert("owner-kind".into(), "Ingress".into());
         assert_eq!(owner_pool(&l), None);
+    }
+}
+
+/// The API server refused a create because the namespace is being deleted (status cause `NamespaceTerminating`).
+fn namespace_terminating(error: &RuntimeError) -> bool {
+    match error {
+        RuntimeError::Kube(kube::Error::Api(status)) => status
+            .details
+            .as_ref()
+            .is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating")),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod terminating_tests {
+    use super::{RuntimeError, namespace_terminating};
+
+    fn api_error(status: serde_json::Value) -> RuntimeError {
+        let status: kube::core::Status = serde_json::from_value(status).expect("status");
+        RuntimeError::Kube(kube::Error::Api(Box::new(status)))
+    }
+
+    #[test]
+    fn only_the_namespace_terminating_cause_counts() {
+        let terminating = api_error(serde_json::json!({
+            "status": "Failure", "code": 403, "reason": "Forbidden",
+            "message": "listeners \"x\" is forbidden: unable to create new content in namespace ns because it is being terminated",
+            "details": {"name": "x", "kind": "listeners", "causes": [
+                {"reason": "NamespaceTerminating", "message": "namespace ns is being terminated", "field": "metadata.namespace"}]}
+        }));
+        assert!(namespace_terminating(&terminating));
+        let rbac = api_error(serde_json::json!({
+            "status": "Failure", "code": 403, "reason": "Forbidden",
+            "message": "listeners is forbidden: User cannot create resource"
+        }));
+        assert!(!namespace_terminating(&rbac));
     }
 }

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use crate::runner::invariants::{item_lbs, str_at};
+use crate::runner::invariants::{item_lbs, str_at, targets};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -71,23 +71,7 @@ pub fn snapshot<'a>(load_balancers: impl IntoIterator<Item = &'a Value>) -> Clou
             let listener_id = str_at(listener, "/listenerId").unwrap_or("");
             let protocol = str_at(listener, "/protocol").unwrap_or("");
             let port = int_at(listener, "port").unwrap_or(0);
-            let direct = listener
-                .get("targets")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten();
-            let in_rules = listener
-                .get("rules")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .flat_map(|r| {
-                    r.get("targets")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                });
-            for target in direct.chain(in_rules) {
+            for target in targets(listener) {
                 let Some(ip) = str_at(target, "/ip") else {
                     continue;
                 };

@@ -128,7 +128,8 @@ fn listeners(lb: &Value) -> impl Iterator<Item = &Value> {
         .flatten()
 }
 
-fn targets(listener: &Value) -> Vec<&Value> {
+/// Targets bound to a listener directly (L4) or through its rules (L7), from fake-clb's state dump.
+pub(crate) fn targets(listener: &Value) -> Vec<&Value> {
     let direct = listener
         .get("targets")
         .and_then(Value::as_array)

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use clb_controller::cloud::{ClientConfig, Credentials, DEFAULT_ENDPOINT, RateLimit};
-use clb_controller::runtime::{LeaderElectionConfig, RuntimeConfig};
+use clb_controller::manager::{LeaderElectionConfig, RuntimeConfig};
 use clb_controller::sync::WorkerConfig;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

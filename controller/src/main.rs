@@ -44,7 +44,7 @@ fn run(flags: flags::RunFlags) -> anyhow::Result<()> {
     let config = flags.into_config()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     runtime.block_on(async move {
-        let mut handle = clb_controller::runtime::run(config)
+        let mut handle = clb_controller::manager::run(config)
             .await
             .context("starting the controller")?;
         let runtime_ended = tokio::select! {

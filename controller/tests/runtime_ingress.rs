@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clb_controller::api::{Ingress, Listener, keys};
 use clb_controller::cloud::{ClbClient, LbRef};
-use clb_controller::runtime;
+use clb_controller::manager;
 use clb_controller::sync::{ListenerKey, Protocol, read_cloud};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -113,7 +113,7 @@ async fn quickstart_direct_ingress_against_fake_clb() {
     let ns = format!("clb-ing-{}", support::unique_millis());
     let namespaces = support::create_namespace(&client, &ns, false).await;
 
-    let handle = runtime::run(support::runtime_config(
+    let handle = manager::run(support::runtime_config(
         &kubeconfig,
         cloud_config,
         credentials.clone(),

@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use clb_controller::api::{Listener, keys};
-use clb_controller::runtime::{self, LeaderElectionConfig, RuntimeConfig, RuntimeHandle};
+use clb_controller::manager::{self, LeaderElectionConfig, RuntimeConfig, RuntimeHandle};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
@@ -96,7 +96,7 @@ async fn one_leader_reconciles_and_a_follower_takes_over_on_release() {
             install_crds: identity == "replica-a",
             ..support::runtime_config(&kubeconfig, cloud_config, credentials, &ns, identity)
         };
-        runtime::run(config)
+        manager::run(config)
     };
     let a = start("replica-a").await.expect("replica a starts");
     let b = start("replica-b").await.expect("replica b starts");

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clb_controller::api::{Listener, keys};
 use clb_controller::cloud::LbRef;
-use clb_controller::runtime::{self, LeaderElectionConfig, RuntimeConfig};
+use clb_controller::manager::{self, LeaderElectionConfig, RuntimeConfig};
 use clb_controller::sync::{CloudListener, Endpoint, ListenerKey, Protocol, read_cloud};
 use k8s_openapi::api::events::v1::Event as KubeEvent;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -69,7 +69,7 @@ async fn listener_lifecycle_against_fake_clb() {
 
     let mut election = LeaderElectionConfig::new(&ns, "clb-controller-test", "rt-test-0");
     election.retry_period = Duration::from_millis(500);
-    let handle = runtime::run(RuntimeConfig {
+    let handle = manager::run(RuntimeConfig {
         leader_election: Some(election),
         ..support::runtime_config(
             &kubeconfig,

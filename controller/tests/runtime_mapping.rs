@@ -1,8 +1,8 @@
-//! Listener CR → sync model conversion (`runtime::mapping`), pure.
+//! Listener CR → sync model conversion (`controllers::listener::desired`), pure.
 
 use clb_controller::api::{Listener, keys};
 use clb_controller::cloud::LbRef;
-use clb_controller::runtime::mapping::{
+use clb_controller::controllers::listener::desired::{
     deleting_listener, desired_listener, has_finalizer, key_of, lb_of, owner_of,
 };
 use clb_controller::sync::{

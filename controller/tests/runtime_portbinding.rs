@@ -16,7 +16,7 @@ use clb_controller::allocator::{PoolKey, RequestProtocol};
 use clb_controller::annotations;
 use clb_controller::api::{PortBinding, PortPool};
 use clb_controller::cloud::LbRef;
-use clb_controller::runtime::{self, RuntimeConfig};
+use clb_controller::manager::{self, RuntimeConfig};
 use clb_controller::sync::{ListenerKey, Protocol, read_cloud};
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
@@ -71,7 +71,7 @@ async fn pod_targets_follow_the_pod_through_its_portbinding() {
     let namespaces = support::create_namespace(&client, &ns, true).await;
 
     let config_name = format!("{CONFIG_PREFIX}{ns}");
-    let handle = runtime::run(RuntimeConfig {
+    let handle = manager::run(RuntimeConfig {
         webhook: Some(support::webhook_config(&config_name, REGION)),
         ..support::runtime_config(&kubeconfig, cloud_config, credentials, &ns, "pb-test-0")
     })

@@ -16,8 +16,8 @@ use clb_controller::allocator::{AllocatePolicy, ItemSpec, ItemStatus, PoolKey, R
 use clb_controller::annotations;
 use clb_controller::api::{PortBinding, PortPool};
 use clb_controller::cloud::{ClientConfig, Credentials};
-use clb_controller::runtime::pools::PoolState;
-use clb_controller::runtime::{self, RuntimeConfig};
+use clb_controller::manager::{self, RuntimeConfig};
+use clb_controller::pools::PoolState;
 use clb_controller::sync::WorkerConfig;
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
@@ -72,7 +72,7 @@ async fn unrecorded_webhook_allocation_is_reclaimed() {
         eprintln!("CLB_TEST_KUBECONFIG is not set; skipping");
         return;
     };
-    let client = runtime::kube_client(Some(&kubeconfig))
+    let client = manager::kube_client(Some(&kubeconfig))
         .await
         .expect("kubeconfig from CLB_TEST_KUBECONFIG");
     let ns = format!(
@@ -92,7 +92,7 @@ async fn unrecorded_webhook_allocation_is_reclaimed() {
         .expect("create namespace");
 
     // No listener is ever synced: the CLB endpoint is never called.
-    let handle = runtime::run(RuntimeConfig {
+    let handle = manager::run(RuntimeConfig {
         kubeconfig: Some(kubeconfig.clone()),
         cloud: ClientConfig {
             endpoint: "http://127.0.0.1:9".into(),
@@ -235,7 +235,7 @@ async fn a_kept_portbinding_deleted_by_hand_gives_its_port_back() {
     let ns = format!("clb-leakpb-{millis}");
     let namespaces = support::create_namespace(&client, &ns, true).await;
     let config_name = format!("{CONFIG_PREFIX}{ns}");
-    let handle = runtime::run(RuntimeConfig {
+    let handle = manager::run(RuntimeConfig {
         webhook: Some(support::webhook_config(&config_name, REGION)),
         port_leak_threshold: THRESHOLD,
         ..support::runtime_config(&kubeconfig, cloud_config, credentials, &ns, "leak-test-1")

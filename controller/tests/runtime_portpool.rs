@@ -12,7 +12,7 @@ use std::time::Duration;
 use clb_controller::allocator::{PoolKey, RequestProtocol};
 use clb_controller::api::{Listener, PortPool, keys};
 use clb_controller::cloud::{ClbClient, LbRef};
-use clb_controller::runtime;
+use clb_controller::manager;
 use clb_controller::sync::{Protocol, read_cloud};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -76,7 +76,7 @@ async fn quickstart_portpool_against_fake_clb() {
     let ns = format!("clb-pp-{}", support::unique_millis());
     let namespaces = support::create_namespace(&client, &ns, false).await;
 
-    let handle = runtime::run(support::runtime_config(
+    let handle = manager::run(support::runtime_config(
         &kubeconfig,
         cloud_config,
         credentials.clone(),

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clb_controller::annotations;
 use clb_controller::api::PortPool;
-use clb_controller::runtime::{self, RuntimeConfig};
+use clb_controller::manager::{self, RuntimeConfig};
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
@@ -65,7 +65,7 @@ async fn pod_gets_a_pool_port_through_the_api_server() {
     let namespaces = support::create_namespace(&client, &ns, true).await;
 
     let config_name = format!("{CONFIG_PREFIX}{ns}");
-    let handle = runtime::run(RuntimeConfig {
+    let handle = manager::run(RuntimeConfig {
         webhook: Some(support::webhook_config(&config_name, REGION)),
         ..support::runtime_config(
             &kubeconfig,

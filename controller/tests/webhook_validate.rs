@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clb_controller::api::{Ingress, PortBinding, PortPool};
 use clb_controller::cloud::ClientConfig;
-use clb_controller::runtime::{self, RuntimeConfig};
+use clb_controller::manager::{self, RuntimeConfig};
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
@@ -90,7 +90,7 @@ async fn portpool_and_ingress_admission_through_the_api_server() {
         default_region: REGION.into(),
         ..ClientConfig::default()
     };
-    let handle = runtime::run(RuntimeConfig {
+    let handle = manager::run(RuntimeConfig {
         webhook: Some(support::webhook_config(&config_name, REGION)),
         ..support::runtime_config(&kubeconfig, cloud, FAKE.credentials(), &ns, "wh-test-0")
     })

@@ -20,30 +20,8 @@ use std::sync::Arc;
 pub use item::{Geometry, ItemState};
 pub use pool::{Allocator, ItemUsage, Pool};
 
-/// A port pool's identity.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PoolKey {
-    /// Namespace of the PortPool.
-    pub namespace: String,
-    /// Name of the PortPool.
-    pub name: String,
-}
-
-impl PoolKey {
-    /// Key of pool `name` in `namespace`.
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        PoolKey {
-            namespace: namespace.into(),
-            name: name.into(),
-        }
-    }
-}
-
-impl fmt::Display for PoolKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
+/// A port pool's identity: its namespace and name.
+pub type PoolKey = crate::api::ObjectKey;
 
 /// A transport protocol a pool item listens on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -10,6 +10,7 @@ pub mod ingress;
 pub mod keys;
 pub mod listener;
 pub mod naming;
+pub mod object_key;
 pub mod portbinding;
 pub mod portpool;
 
@@ -30,6 +31,7 @@ pub use listener::{
     ListenerRuleHealthStatus, ListenerSpec, ListenerStatus, ListenerTargetGroup,
 };
 pub use naming::{listener_name, mapping_listener_name, pool_listener_name, rule_listener_name};
+pub use object_key::ObjectKey;
 pub use portbinding::{
     PortBinding, PortBindingItem, PortBindingSpec, PortBindingStatus, PortBindingStatusItem,
 };

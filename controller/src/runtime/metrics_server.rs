@@ -19,10 +19,10 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
-use super::RuntimeError;
 use crate::cloud::CloudMetrics;
 
 /// Labels of per-outcome counters.
@@ -49,13 +49,24 @@ pub struct PoolItemLabels {
     pub protocol: String,
 }
 
-/// Metrics of the Listener reconciler. Cloning shares them.
-#[derive(Clone, Debug, Default)]
+/// Labels of the reconcile error counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileErrorLabels {
+    /// `ingress`, `portpool`, `portbinding`.
+    pub controller: String,
+    /// [`super::ReconcileError::label`]: `kube`, `cloud`, `timeout`, `invalid`.
+    pub reason: String,
+}
+
+/// Metrics of the controllers. Cloning shares them.
+#[derive(Clone, Debug)]
 pub struct RuntimeMetrics {
     /// Outcomes reported by the per-LB workers, per Listener CR.
     pub reconciles: Family<ResultLabels, Counter>,
-    /// Kubernetes API writes that failed (status patches, finalizers, events).
+    /// Kubernetes API writes that failed outside a reconcile pass (status patches, finalizers, events).
     pub kube_errors: Counter,
+    /// Failed reconcile passes per controller and error kind.
+    pub reconcile_errors: Family<ReconcileErrorLabels, Counter>,
     /// Listener CRs in the cache by status.
     pub listeners: Family<StatusLabels, Gauge>,
     /// Load balancers with a Listener CR (one sync worker each).
@@ -70,6 +81,26 @@ pub struct RuntimeMetrics {
     pub pool_leaked_reclaimed: Counter,
     /// Ports found claimed by two different holders while rebuilding the allocator.
     pub pool_duplicate_holdings: Family<PoolItemLabels, Counter>,
+    /// Seconds from creating a PortBinding to its first Ready.
+    pub bind_latency: Histogram,
+}
+
+impl Default for RuntimeMetrics {
+    fn default() -> Self {
+        RuntimeMetrics {
+            reconciles: Family::default(),
+            kube_errors: Counter::default(),
+            reconcile_errors: Family::default(),
+            listeners: Family::default(),
+            load_balancers: Gauge::default(),
+            leader: Gauge::default(),
+            pool_capacity: Family::default(),
+            pool_used: Family::default(),
+            pool_leaked_reclaimed: Counter::default(),
+            pool_duplicate_holdings: Family::default(),
+            bind_latency: Histogram::new(exponential_buckets(0.1, 2.0, 12)),
+        }
+    }
 }
 
 impl RuntimeMetrics {
@@ -85,6 +116,11 @@ impl RuntimeMetrics {
             "kube_errors",
             "Kubernetes API writes that failed (status, finalizer, event)",
             self.kube_errors.clone(),
+        );
+        r.register(
+            "reconcile_errors",
+            "Failed reconcile passes by controller and error kind (kube, cloud, timeout, invalid)",
+            self.reconcile_errors.clone(),
         );
         r.register(
             "listeners",
@@ -120,6 +156,11 @@ impl RuntimeMetrics {
             "portpool_duplicate_holdings",
             "Ports claimed by two different pods or PortBindings, found while rebuilding the allocator",
             self.pool_duplicate_holdings.clone(),
+        );
+        r.register(
+            "portpool_bind_latency_seconds",
+            "Seconds from PortBinding creation to Ready",
+            self.bind_latency.clone(),
         );
     }
 
@@ -177,13 +218,9 @@ pub async fn serve(
     addr: SocketAddr,
     state: Arc<MetricsState>,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), RuntimeError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| RuntimeError::Bind(addr, e))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| RuntimeError::Bind(addr, e))?;
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
     let app = router(state);
     let task = tokio::spawn(async move {
         let stop = async move {

@@ -22,7 +22,7 @@ use crate::annotations::{
     self, BindingProtocol, ContainerPort, ItemLoadBalancer, PoolBindingItem, PortRequest,
 };
 use crate::api::{PortBinding, PortBindingItem, PortPoolItemStatus};
-use crate::runtime::pools::PoolState;
+use crate::pools::PoolState;
 
 /// Denial while the allocator is being rebuilt; the API server retries (failurePolicy Fail).
 pub const NOT_READY_MESSAGE: &str = "port allocator is not ready yet (rebuilding); retry";

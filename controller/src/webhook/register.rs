@@ -21,9 +21,9 @@ use kube::api::{Api, Patch, PatchParams};
 
 use super::WebhookError;
 use super::server::{PATH_INGRESS, PATH_POD_MUTATE, PATH_PORTPOOL, PATH_PORTPOOL_DELETE};
+use crate::CONTROLLER_NAME;
 use crate::api::GROUP;
 use crate::api::keys::LABEL_NAMESPACE_INJECT;
-use crate::runtime::CONTROLLER_NAME;
 
 /// How the API server reaches the webhook.
 #[derive(Clone, Debug, PartialEq, Eq)]

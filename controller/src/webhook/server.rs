@@ -317,7 +317,7 @@ pub(crate) async fn pod_mutate(
 }
 
 /// The pool state's pending-allocation keys of ports the webhook took.
-fn pending_ports(held: &[pod::HeldPort]) -> Vec<crate::runtime::pools::PendingPort> {
+fn pending_ports(held: &[pod::HeldPort]) -> Vec<crate::pools::PendingPort> {
     held.iter()
         .map(|h| {
             (

@@ -10,7 +10,7 @@ use clb_controller::annotations;
 use clb_controller::api::PortPool;
 use clb_controller::cloud::{ClbClient, ClientConfig, CloudMetrics, Credentials};
 use clb_controller::ingress::Settings;
-use clb_controller::runtime::{self, RuntimeConfig};
+use clb_controller::manager::{self, RuntimeConfig};
 use clb_controller::sync::{CloudListener, WorkerConfig};
 use clb_controller::webhook::{CertSource, Registration, WebhookConfig};
 use k8s_openapi::api::admissionregistration::v1::{
@@ -27,7 +27,7 @@ pub async fn cluster() -> Option<(PathBuf, kube::Client)> {
         eprintln!("CLB_TEST_KUBECONFIG is not set; skipping");
         return None;
     };
-    let client = runtime::kube_client(Some(&kubeconfig))
+    let client = manager::kube_client(Some(&kubeconfig))
         .await
         .expect("kubeconfig from CLB_TEST_KUBECONFIG");
     client
@@ -64,7 +64,7 @@ where
 }
 
 /// Waits until the runtime leads, its caches are synced and the port allocator is rebuilt.
-pub async fn wait_ready_with_pools(poll: Poll, handle: &runtime::RuntimeHandle) {
+pub async fn wait_ready_with_pools(poll: Poll, handle: &manager::RuntimeHandle) {
     let pool_state = handle.pool_state();
     eventually(
         poll,

@@ -1,18 +1,16 @@
 //! Pure core of the PortPool reconciler (reference §5.1, §5.2): the Listener CRs a pool item needs, which of them
 //! to apply or delete, the item and pool status, the allocator's view of a pool and the ports to hold when the
-//! allocator is rebuilt. No I/O; [`super::portpool`] does the watching and writing.
+//! allocator is rebuilt. No I/O; the reconciler in [`super`] does the watching and writing.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::ResourceExt;
 
-use crate::allocator::{Geometry, ItemSpec, ItemStatus, PoolKey, Protocol as PoolProtocol};
-use crate::annotations::PoolBindingItem;
+use crate::allocator::{Geometry, ItemSpec, ItemStatus};
 use crate::api::naming::pool_listener_name;
 use crate::api::{
-    API_VERSION, Listener, ListenerSpec, PortBinding, PortPool, PortPoolItem, PortPoolItemStatus,
-    Protocol, keys,
+    API_VERSION, Listener, ListenerSpec, PortPool, PortPoolItem, PortPoolItemStatus, Protocol, keys,
 };
 use crate::ingress::ResolvedLb;
 
@@ -349,46 +347,6 @@ pub fn allocator_items_of(pool: &PortPool) -> Vec<ItemSpec> {
         .collect();
     items.extend(deleting_items(pool));
     items.iter().filter_map(allocator_item).collect()
-}
-
-/// A port (or segment) some pod or node already holds: (pool, item, protocol, first port).
-pub type HeldPort = (PoolKey, String, PoolProtocol, u16);
-
-/// Every port recorded in PortBindings and in pods' `poolbindings` annotations (parsed), deduplicated.
-pub fn held_ports<'a>(
-    bindings: &[PortBinding],
-    annotations: impl IntoIterator<Item = &'a [PoolBindingItem]>,
-) -> BTreeSet<HeldPort> {
-    let mut held = BTreeSet::new();
-    for binding in bindings {
-        for item in &binding.spec.port_binding_list {
-            let protocol = match item.protocol.to_ascii_uppercase().as_str() {
-                "TCP" => PoolProtocol::Tcp,
-                "UDP" => PoolProtocol::Udp,
-                _ => continue,
-            };
-            let Ok(port) = u16::try_from(item.start_port) else {
-                continue;
-            };
-            held.insert((
-                PoolKey::new(&item.pool_namespace, &item.pool_name),
-                item.pool_item_name.clone(),
-                protocol,
-                port,
-            ));
-        }
-    }
-    for items in annotations {
-        for item in items {
-            held.insert((
-                PoolKey::new(&item.pool_namespace, &item.pool_name),
-                item.pool_item_name.clone(),
-                item.protocol.into(),
-                item.start_port,
-            ));
-        }
-    }
-    held
 }
 
 #[cfg(test)]

@@ -1,39 +1,25 @@
-//! Port-pool self-healing (reference §5.4): the leak checker and duplicate-holding detection.
+//! Pure judgements of the port-pool leak checker and of the allocator rebuild.
 //!
 //! The pod webhook takes ports at admission, but the pod may never be stored (a later webhook denies it, the
-//! write fails). Every webhook allocation is therefore recorded as pending in [`PoolState`]; whoever first sees
-//! the port recorded in a pod annotation or a PortBinding confirms it. The checker (leader only) releases pending
-//! allocations older than the threshold that no pod or PortBinding records (pure [`reclaimable`]).
+//! write fails). Every webhook allocation is therefore recorded as pending in [`super::PoolState`]; whoever first
+//! sees the port recorded in a pod annotation or a PortBinding confirms it. Pending allocations older than the
+//! threshold that nothing records are released ([`reclaimable`]).
 //!
 //! A confirmed port can leak too: PortBindings carry no finalizer, so one deleted by hand (or a pod deleted before
-//! its binding could be created) leaves its ports held with no record anywhere. The checker's sweep releases a
-//! confirmed port that two sweeps at least the threshold apart found recorded by no pod and no PortBinding (pure
-//! [`sweep_candidates`] and [`judge_unrecorded`]). [`duplicate_holdings`] finds ports two holders claim during
-//! the allocator rebuild.
+//! its binding could be created) leaves its ports held with no record anywhere. A confirmed port that two sweeps
+//! at least the threshold apart found recorded by no pod and no PortBinding is released ([`sweep_candidates`],
+//! [`judge_unrecorded`]). [`duplicate_holdings`] finds ports two holders claim during the allocator rebuild.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams};
-use kube::core::{ObjectList, PartialObjectMeta};
-use prometheus_client::metrics::counter::Counter;
-use tokio::sync::watch;
 
-use super::listener::wait_true;
-use super::pools::{PendingAllocation, PendingPort, PoolState, SweepOutcome};
-use super::portpool_plan::{HeldPort, held_ports};
+use super::held::{HeldPort, held_ports};
+use super::{PendingAllocation, PendingPort};
 use crate::annotations::parse_pool_bindings;
 use crate::api::{PortBinding, keys};
-
-/// Default of `--port-leak-threshold` (bcs: PORT_LEAK_THRESHOLD_SECONDS=300).
-pub const DEFAULT_LEAK_THRESHOLD: Duration = Duration::from_secs(300);
-/// Limit of each list call of one check.
-const API_TIMEOUT: Duration = Duration::from_secs(10);
-/// Objects per list page: a check reads every pod's metadata and every PortBinding without holding them all.
-const PAGE: u32 = 500;
 
 /// Pending allocations to release: older than `threshold` at `now`, no pod of that name exists, and no pod
 /// annotation or PortBinding records any of their ports.
@@ -245,165 +231,6 @@ pub fn claims_of<'a>(
         }
     }
     claims
-}
-
-/// What the leak checker needs from the runtime.
-#[derive(Clone)]
-pub struct LeakCheckContext {
-    pub client: kube::Client,
-    pub pool_state: Arc<PoolState>,
-    /// `clb_controller_portpool_leaked_ports_reclaimed_total`.
-    pub reclaimed: Counter,
-    /// Pending allocations older than this, and confirmed ports unrecorded this long, are released
-    /// (`--port-leak-threshold`).
-    pub threshold: Duration,
-}
-
-/// Checks for leaked ports every `threshold / 4` (at least 1 s) until `stop` turns true.
-pub async fn run_while_leader(ctx: LeakCheckContext, mut stop: watch::Receiver<bool>) {
-    let every = (ctx.threshold / 4).max(Duration::from_secs(1));
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    loop {
-        tokio::select! {
-            _ = wait_true(&mut stop) => return,
-            _ = tick.tick() => {
-                if let Err(e) = check_once(&ctx).await {
-                    tracing::warn!(error = %e, "port leak check failed; retrying next round");
-                }
-            }
-        }
-    }
-}
-
-/// One round: when any pending allocation is old enough or any confirmed port is held, lists every PortBinding
-/// and every pod's metadata (all namespaces, paged), then releases what [`reclaimable`] and
-/// [`judge_unrecorded`] pick.
-async fn check_once(ctx: &LeakCheckContext) -> Result<(), super::RuntimeError> {
-    if !ctx.pool_state.is_ready() {
-        return Ok(());
-    }
-    // Taken before the lists: only ports confirmed by then are judged against them.
-    let snapshot = ctx.pool_state.begin_sweep();
-    let stale_pending = !ctx
-        .pool_state
-        .stale_pending_namespaces(Instant::now(), ctx.threshold)
-        .is_empty();
-    if snapshot.is_empty() && !stale_pending {
-        return Ok(());
-    }
-    let recorded = list_recorded(&ctx.client).await?;
-    // Decided under the allocator lock, so an allocation made after the lists is either fresh or confirmed.
-    let released = ctx.pool_state.reclaim(
-        Instant::now(),
-        ctx.threshold,
-        &recorded.pods,
-        &recorded.claimed,
-    );
-    for (port, pending) in &released {
-        let (pool, item, protocol, start) = port;
-        ctx.reclaimed.inc();
-        tracing::warn!(pool = %pool, %item, %protocol, port = start, namespace = %pending.namespace, pod = %pending.pod,
-            "leaked port reclaimed: allocated at admission but no pod or PortBinding records it");
-    }
-    let SweepOutcome {
-        released,
-        newly_suspected,
-    } = ctx.pool_state.reclaim_unrecorded(
-        &snapshot,
-        Instant::now(),
-        ctx.threshold,
-        &recorded.claimed,
-    );
-    for (pool, item, protocol, start) in &newly_suspected {
-        tracing::info!(pool = %pool, %item, %protocol, port = start, release_after = ?ctx.threshold,
-            "held port recorded by no pod or PortBinding; released unless recorded again");
-    }
-    for ((pool, item, protocol, start), since) in &released {
-        ctx.reclaimed.inc();
-        tracing::warn!(pool = %pool, %item, %protocol, port = start, unrecorded_for = ?since.elapsed(),
-            "leaked port reclaimed: held but no pod or PortBinding records it (PortBinding deleted by hand?)");
-    }
-    Ok(())
-}
-
-/// What the API server records at one moment: ports of PortBindings and pod annotations, and existing pods.
-#[derive(Debug, Default)]
-struct Recorded {
-    claimed: BTreeSet<HeldPort>,
-    pods: HashSet<(String, String)>,
-}
-
-/// Lists every PortBinding and the metadata of every pod (the annotation is all a pod contributes).
-async fn list_recorded(client: &kube::Client) -> Result<Recorded, super::RuntimeError> {
-    let mut recorded = Recorded::default();
-    let bindings: Api<PortBinding> = Api::all(client.clone());
-    list_paged(
-        |params| {
-            let api = bindings.clone();
-            async move { api.list(&params).await }
-        },
-        |page: Vec<PortBinding>| {
-            let claims = claims_of(&page, std::iter::empty::<&Pod>());
-            recorded.claimed.extend(claims.into_iter().map(|c| c.port));
-        },
-    )
-    .await?;
-    let pods: Api<Pod> = Api::all(client.clone());
-    list_paged(
-        |params| {
-            let api = pods.clone();
-            async move { api.list_metadata(&params).await }
-        },
-        |page: Vec<PartialObjectMeta<Pod>>| {
-            let page: Vec<Pod> = page
-                .into_iter()
-                .map(|meta| Pod {
-                    metadata: meta.metadata,
-                    ..Pod::default()
-                })
-                .collect();
-            let claims = claims_of(std::iter::empty::<&PortBinding>(), &page);
-            recorded.claimed.extend(claims.into_iter().map(|c| c.port));
-            recorded.pods.extend(
-                page.iter()
-                    .map(|p| (p.namespace().unwrap_or_default(), p.name_any())),
-            );
-        },
-    )
-    .await?;
-    Ok(recorded)
-}
-
-/// Feeds every page of a list to `each`. The pages of one list are one consistent snapshot (continue tokens).
-async fn list_paged<T, F, Fut>(
-    mut fetch: F,
-    mut each: impl FnMut(Vec<T>),
-) -> Result<(), super::RuntimeError>
-where
-    T: Clone,
-    F: FnMut(ListParams) -> Fut,
-    Fut: std::future::Future<Output = Result<ObjectList<T>, kube::Error>>,
-{
-    let mut params = ListParams::default().limit(PAGE);
-    loop {
-        let page = timed(fetch(params.clone())).await?;
-        each(page.items);
-        match page.metadata.continue_.filter(|token| !token.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => return Ok(()),
-        }
-    }
-}
-
-async fn timed<T>(
-    call: impl std::future::Future<Output = Result<T, kube::Error>>,
-) -> Result<T, super::RuntimeError> {
-    match tokio::time::timeout(API_TIMEOUT, call).await {
-        Ok(r) => r.map_err(super::RuntimeError::from),
-        Err(_) => Err(super::RuntimeError::Task(format!(
-            "listing for the port leak check timed out after {API_TIMEOUT:?}"
-        ))),
-    }
 }
 
 #[cfg(test)]

@@ -10,34 +10,7 @@ use crate::api::{Ingress, Listener, keys};
 use crate::ingress::OWNER_KIND_INGRESS;
 
 /// `namespace/name` of an Ingress.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct IngressKey {
-    pub namespace: String,
-    pub name: String,
-}
-
-impl IngressKey {
-    pub fn new(namespace: &str, name: &str) -> Self {
-        IngressKey {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        }
-    }
-
-    /// The key of a stored Ingress (namespace `default` when unset, as `generate` assumes).
-    pub fn of(ingress: &Ingress) -> Self {
-        IngressKey::new(
-            ingress.metadata.namespace.as_deref().unwrap_or("default"),
-            ingress.metadata.name.as_deref().unwrap_or_default(),
-        )
-    }
-}
-
-impl std::fmt::Display for IngressKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
+pub type IngressKey = crate::api::ObjectKey;
 
 /// What one Ingress reads besides itself.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

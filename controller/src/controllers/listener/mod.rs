@@ -9,39 +9,30 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::WatchStreamExt;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Recorder;
 use kube::runtime::watcher::{self, Event};
-use serde_json::json;
 use tokio::sync::watch;
 
-use super::mapping::owner_of;
-use super::metrics_server::{Health, RuntimeMetrics, StatusLabels};
-use super::status::{StatusQueue, StatusWriter};
-use super::store::{ListenerStore, Role, role_of};
+pub mod desired;
+pub mod status;
+pub mod store;
+
+use super::Context;
 use crate::api::{Listener, keys};
-use crate::cloud::{ClbClient, LbRef};
-use crate::sync::{
-    DesiredSource, Outcome, OwnerRef, Snapshot, StatusSink, WorkerConfig, WorkerPool,
-};
+use crate::cloud::LbRef;
+use crate::runtime::metrics_server::StatusLabels;
+use crate::runtime::{finalizer, wait_true};
+use crate::sync::{DesiredSource, Outcome, OwnerRef, Snapshot, StatusSink, WorkerPool};
+use desired::owner_of;
+use status::{StatusQueue, StatusWriter};
+use store::{ListenerStore, Role, role_of};
 
 /// How often missing finalizers are retried and the gauges refreshed.
 const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(5);
 /// How long a stopping reconciler waits for queued status writes.
 const STATUS_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// What the reconciler needs from the runtime.
-#[derive(Clone)]
-pub struct ReconcilerContext {
-    pub client: kube::Client,
-    pub cloud: ClbClient,
-    pub worker: WorkerConfig,
-    pub watch_namespace: Option<String>,
-    pub reporter: Reporter,
-    pub metrics: RuntimeMetrics,
-    pub health: Arc<Health>,
-}
 
 /// [`DesiredSource`] over the store. CRs the sync engine cannot take (invalid spec) are reported NotSynced
 /// here, once per distinct message.
@@ -108,7 +99,7 @@ impl StatusSink for QueueSink {
 }
 
 /// Watches Listener CRs and drives the sync workers until `stop` turns true.
-pub async fn run_while_leader(ctx: ReconcilerContext, mut stop: watch::Receiver<bool>) {
+pub async fn run_while_leader(ctx: Context, mut stop: watch::Receiver<bool>) {
     let store = Arc::new(ListenerStore::new(
         ctx.cloud.config().default_region.clone(),
     ));
@@ -136,11 +127,8 @@ pub async fn run_while_leader(ctx: ReconcilerContext, mut stop: watch::Receiver<
         ctx.worker,
     );
 
-    let api: Api<Listener> = match &ctx.watch_namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
-    };
-    let mut events = watcher(api, watcher::Config::default())
+    let api: Api<Listener> = ctx.scoped_api();
+    let mut events = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
         .boxed();
     let mut reconciler = Reconciler {
@@ -180,15 +168,8 @@ pub async fn run_while_leader(ctx: ReconcilerContext, mut stop: watch::Receiver<
     tracing::info!("listener reconciler stopped");
 }
 
-fn watcher(
-    api: Api<Listener>,
-    config: watcher::Config,
-) -> impl futures::Stream<Item = Result<Event<Listener>, watcher::Error>> + Send {
-    watcher::watcher(api, config)
-}
-
 struct Reconciler<'a> {
-    ctx: &'a ReconcilerContext,
+    ctx: &'a Context,
     store: &'a Arc<ListenerStore>,
     queue: &'a StatusQueue,
     pool: &'a WorkerPool<StoreSource, QueueSink>,
@@ -284,42 +265,15 @@ impl Reconciler<'_> {
         }
     }
 
-    /// Adds our finalizer; a conflicting concurrent change fails the `test` and is retried on the next event or
+    /// Adds our finalizer; a conflicting concurrent change fails the patch and is retried on the next event or
     /// housekeeping tick.
     async fn add_finalizer(&self, listener: &Listener) {
-        let (Some(ns), Some(name)) = (
-            listener.metadata.namespace.as_deref(),
-            listener.metadata.name.as_deref(),
-        ) else {
+        let Some(ns) = listener.metadata.namespace.as_deref() else {
             return;
         };
-        // The resourceVersion test makes a retry on a stale copy fail instead of adding the finalizer twice.
-        let mut ops = Vec::new();
-        if let Some(rv) = &listener.metadata.resource_version {
-            ops.push(json!({"op": "test", "path": "/metadata/resourceVersion", "value": rv}));
-        }
-        ops.push(match &listener.metadata.finalizers {
-            Some(list) if !list.is_empty() => json!(
-                {"op": "add", "path": "/metadata/finalizers/-", "value": keys::FINALIZER_CONTROLLER}
-            ),
-            _ => json!(
-                {"op": "add", "path": "/metadata/finalizers", "value": [keys::FINALIZER_CONTROLLER]}
-            ),
-        });
-        let ops = serde_json::Value::Array(ops);
-        let patch: json_patch::Patch = match serde_json::from_value(ops) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = %e, "building the finalizer patch");
-                return;
-            }
-        };
         let api: Api<Listener> = Api::namespaced(self.ctx.client.clone(), ns);
-        match api
-            .patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
-            .await
-        {
-            Ok(_) => tracing::debug!(listener = %owner_of(listener), "finalizer added"),
+        match finalizer::add(&api, listener, keys::FINALIZER_CONTROLLER).await {
+            Ok(()) => tracing::debug!(listener = %owner_of(listener), "finalizer added"),
             Err(e) => {
                 self.ctx.metrics.kube_errors.inc();
                 tracing::warn!(listener = %owner_of(listener), error = %e, "adding the finalizer failed");
@@ -357,11 +311,6 @@ fn needs_sync(previous: &Listener, next: &Listener) -> bool {
         || a.deletion_timestamp != b.deletion_timestamp
         || a.finalizers != b.finalizers
         || a.labels != b.labels
-}
-
-/// Resolves when the flag turns true (or its sender is gone); returns nothing so no watch guard lives on.
-pub(crate) async fn wait_true(flag: &mut watch::Receiver<bool>) {
-    let _ = flag.wait_for(|v| *v).await;
 }
 
 #[cfg(test)]

@@ -1,6 +1,5 @@
 use super::*;
-use crate::annotations::BindingProtocol;
-use crate::api::{ListenerStatus, PortBindingItem, PortBindingSpec, PortPoolSpec, PortPoolStatus};
+use crate::api::{ListenerStatus, PortPoolSpec, PortPoolStatus};
 
 fn lb(id: &str) -> ResolvedLb {
     ResolvedLb {
@@ -247,51 +246,6 @@ fn removed_items_become_deleting_and_keep_their_geometry_for_the_allocator() {
         ]
     );
     assert_eq!((specs[2].start_port, specs[2].end_port), (200, 210));
-}
-
-#[test]
-fn held_ports_merge_bindings_and_annotations_without_duplicates() {
-    let binding = PortBinding::new(
-        "pod-1",
-        PortBindingSpec {
-            port_binding_list: vec![PortBindingItem {
-                pool_name: "pool1".into(),
-                pool_namespace: "game".into(),
-                pool_item_name: "a".into(),
-                protocol: "TCP".into(),
-                start_port: 100,
-                ..PortBindingItem::default()
-            }],
-        },
-    );
-    let annotation = |protocol, port| PoolBindingItem {
-        pool_name: "pool1".into(),
-        pool_namespace: "game".into(),
-        load_balancer_ids: vec![],
-        listener_attribute: None,
-        uptime_check: None,
-        pool_item_load_balancers: vec![],
-        pool_item_name: "a".into(),
-        protocol,
-        start_port: port,
-        end_port: 0,
-        rs_start_port: 8080,
-        host_port: false,
-        external: String::new(),
-    };
-    let pod = vec![
-        annotation(BindingProtocol::Tcp, 100),
-        annotation(BindingProtocol::Udp, 101),
-    ];
-    let held = held_ports(&[binding], [pod.as_slice()]);
-    let key = PoolKey::new("game", "pool1");
-    assert_eq!(
-        held.into_iter().collect::<Vec<_>>(),
-        [
-            (key.clone(), "a".to_string(), PoolProtocol::Tcp, 100),
-            (key, "a".to_string(), PoolProtocol::Udp, 101),
-        ]
-    );
 }
 
 #[test]

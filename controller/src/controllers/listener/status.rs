@@ -8,15 +8,14 @@
 use std::sync::Arc;
 
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder};
-use kube::{Client, Resource};
+use kube::runtime::events::Recorder;
+use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::mapping::has_finalizer;
-use super::metrics_server::RuntimeMetrics;
 use super::store::ListenerStore;
 use crate::api::{Listener, ListenerStatus, keys};
+use crate::runtime::{ReconcileError, RuntimeMetrics, api_call, events, finalizer};
 use crate::sync::OwnerRef;
 use crate::sync::executor::Outcome;
 
@@ -117,14 +116,14 @@ impl Writer {
         let Some(listener) = self.store.get(owner) else {
             return;
         };
-        let Some((namespace, name)) = owner.split_once('/') else {
+        let Some((namespace, _)) = owner.split_once('/') else {
             return;
         };
         let api: Api<Listener> = Api::namespaced(self.client.clone(), namespace);
         let result = match &outcome {
             Outcome::Deleted => {
                 self.metrics.count("deleted");
-                self.remove_finalizer(&api, name, &listener).await
+                self.remove_finalizer(&api, &listener).await
             }
             Outcome::Synced { listener_id } => {
                 self.metrics.count("synced");
@@ -171,7 +170,7 @@ impl Writer {
         listener_id: Option<String>,
         (status, msg): (&str, &str),
         generation: Option<i64>,
-    ) -> Result<(), kube::Error> {
+    ) -> Result<(), ReconcileError> {
         let current = listener.status.clone().unwrap_or_default();
         let mut next = current.clone();
         next.listener_id = listener_id.filter(|id| !id.is_empty());
@@ -193,65 +192,38 @@ impl Writer {
                 "observedGeneration": next.observed_generation,
             }
         });
-        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
+        api_call(
+            "writing a listener status",
+            api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)),
+        )
+        .await?;
         self.store.set_status(owner, next);
         Ok(())
     }
 
-    /// JSON patch that removes exactly our entry, guarded by a `test` so a concurrent finalizer change fails
-    /// (and is retried on the next outcome) instead of removing someone else's entry.
+    /// Removes our finalizer once the cloud listener is gone (see [`finalizer::remove`] for the guard).
     async fn remove_finalizer(
         &self,
         api: &Api<Listener>,
-        name: &str,
         listener: &Listener,
-    ) -> Result<(), kube::Error> {
-        if !has_finalizer(listener) {
-            return Ok(());
-        }
-        let finalizers = listener.metadata.finalizers.clone().unwrap_or_default();
-        let Some(index) = finalizers
-            .iter()
-            .position(|f| f == keys::FINALIZER_CONTROLLER)
-        else {
-            return Ok(());
-        };
-        let path = format!("/metadata/finalizers/{index}");
-        let patch: json_patch::Patch = serde_json::from_value(json!([
-            {"op": "test", "path": path, "value": keys::FINALIZER_CONTROLLER},
-            {"op": "remove", "path": path},
-        ]))
-        .map_err(kube::Error::SerdeError)?;
-        match api
-            .patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
-            .await
-        {
-            Ok(_) => {
-                tracing::info!(listener = name, "cloud listener gone; finalizer removed");
-                Ok(())
-            }
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            Err(e) => Err(e),
-        }
+    ) -> Result<(), ReconcileError> {
+        finalizer::remove(api, listener, keys::FINALIZER_CONTROLLER).await?;
+        tracing::info!(listener = %listener.name_any(), "cloud listener gone; finalizer removed");
+        Ok(())
     }
 
     async fn warn(&self, listener: &Listener, message: &str) {
-        let event = Event {
-            type_: EventType::Warning,
-            reason: EVENT_REASON_FAILED.to_string(),
-            note: Some(truncate(message, 1000)),
-            action: "Sync".to_string(),
-            secondary: None,
-        };
-        if let Err(e) = self
-            .recorder
-            .publish(&event, &listener.object_ref(&()))
-            .await
-        {
-            self.metrics.kube_errors.inc();
-            tracing::warn!(error = %e, "publishing an event failed");
-        }
+        let object = listener.object_ref(&());
+        let failures = &self.metrics.kube_errors;
+        events::warn(
+            &self.recorder,
+            &object,
+            EVENT_REASON_FAILED,
+            "Sync",
+            message,
+            failures,
+        )
+        .await;
     }
 }
 
@@ -260,18 +232,6 @@ fn status_is_same(a: &ListenerStatus, b: &ListenerStatus) -> bool {
         && a.status == b.status
         && a.msg == b.msg
         && a.observed_generation == b.observed_generation
-}
-
-/// Events take at most 1 kB of note.
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 #[cfg(test)]

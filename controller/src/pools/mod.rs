@@ -9,10 +9,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
-use super::portleak::{self, Unrecorded};
-use super::portpool_plan::HeldPort;
+pub mod held;
+pub mod leak;
+
 use crate::allocator::{Allocator, PoolKey, Protocol, RequestProtocol};
 use crate::api::PortPoolItemStatus;
+use held::HeldPort;
+use leak::Unrecorded;
 
 /// A port (or segment) the webhook took: (pool, item, protocol as allocated, first port).
 pub type PendingPort = (PoolKey, String, RequestProtocol, u16);
@@ -28,7 +31,7 @@ pub struct PendingAllocation {
     pub since: Instant,
 }
 
-/// The leak checker's view of confirmed allocations (see [`super::portleak::judge_unrecorded`]). Lock order:
+/// The leak checker's view of confirmed allocations (see [`leak::judge_unrecorded`]). Lock order:
 /// allocator, pending, sweep.
 #[derive(Debug, Default)]
 struct Sweep {
@@ -193,7 +196,7 @@ impl PoolState {
             return;
         }
         self.lock_pending()
-            .retain(|port, _| !super::portleak::is_claimed(port, held));
+            .retain(|port, _| !leak::is_claimed(port, held));
     }
 
     /// Drops the pending records of exactly these ports (released again by the webhook).
@@ -231,7 +234,7 @@ impl PoolState {
         set.into_iter().collect()
     }
 
-    /// Releases the pending allocations [`super::portleak::reclaimable`] picks and drops the confirmed ones,
+    /// Releases the pending allocations [`leak::reclaimable`] picks and drops the confirmed ones,
     /// all under the allocator lock. Returns what was actually released (a port already free is not counted).
     pub fn reclaim(
         &self,
@@ -245,7 +248,7 @@ impl PoolState {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut pending = self.lock_pending();
-        let picked = super::portleak::reclaimable(&pending, now, threshold, existing_pods, claimed);
+        let picked = leak::reclaimable(&pending, now, threshold, existing_pods, claimed);
         let mut released = Vec::new();
         for port in picked {
             let Some(entry) = pending.remove(&port) else {
@@ -260,7 +263,7 @@ impl PoolState {
                 }
             }
         }
-        pending.retain(|port, _| !super::portleak::is_claimed(port, claimed));
+        pending.retain(|port, _| !leak::is_claimed(port, claimed));
         released
     }
 
@@ -278,14 +281,14 @@ impl PoolState {
             sweep.reallocated.clear();
             (allocator.clone(), pending.clone(), sweep.epoch)
         };
-        let confirmed = portleak::confirmed(&allocated_ports(&allocator), &pending);
+        let confirmed = leak::confirmed(&allocated_ports(&allocator), &pending);
         let mut sweep = self.lock_sweep();
         // A port handed out since the copy is in `reallocated` and no longer suspected anyway.
         sweep.suspects.retain(|port, _| confirmed.contains(port));
         SweepSnapshot { epoch, confirmed }
     }
 
-    /// Ends a sweep: under the allocator lock, releases the confirmed ports [`portleak::judge_unrecorded`] picks
+    /// Ends a sweep: under the allocator lock, releases the confirmed ports [`leak::judge_unrecorded`] picks
     /// given what the lists taken since `snapshot` record (`claimed`). Nothing happens while the state is not
     /// ready or after a rebuild since `snapshot`. Released ports carry when they were first seen unrecorded.
     pub fn reclaim_unrecorded(
@@ -316,14 +319,14 @@ impl PoolState {
             })
             .cloned()
             .collect();
-        let now_confirmed = portleak::confirmed(&still_held, &pending);
+        let now_confirmed = leak::confirmed(&still_held, &pending);
         let candidates =
-            portleak::sweep_candidates(&snapshot.confirmed, &now_confirmed, &sweep.reallocated);
+            leak::sweep_candidates(&snapshot.confirmed, &now_confirmed, &sweep.reallocated);
         let Unrecorded {
             release,
             suspects,
             newly_suspected,
-        } = portleak::judge_unrecorded(&sweep.suspects, &candidates, claimed, now, threshold);
+        } = leak::judge_unrecorded(&sweep.suspects, &candidates, claimed, now, threshold);
         let mut released = Vec::new();
         for (port, since) in release {
             let (pool, item, protocol, start) = &port;

@@ -8,7 +8,7 @@ use crate::api::{Listener, ListenerStatus, keys};
 use crate::cloud::LbRef;
 use crate::sync::{DeletingListener, DesiredListener, OwnerRef};
 
-use super::mapping::{
+use super::desired::{
     MappingError, deleting_listener, desired_listener, has_finalizer, is_deleting, lb_of, owner_of,
 };
 

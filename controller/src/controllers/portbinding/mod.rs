@@ -2,7 +2,7 @@
 //! the pod on the pool Listener CRs it was given (server-side apply owning only `spec.targetGroup`), reports
 //! Ready/NotReady on the binding, the pod annotation and the pod readiness condition (both directions, unlike
 //! bcs' Q7), and once the pod is gone empties the listeners, keeps the binding for `keepduration` and finally
-//! deletes it and releases its ports. Decisions come from the pure [`super::portbinding_plan`].
+//! deletes it and releases its ports. Decisions come from the pure [`plan`].
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -13,29 +13,29 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::RuntimeError;
-use super::listener::wait_true;
-use super::pools::PoolState;
-use super::portbinding_plan::{
-    DesiredTarget, ListenerView, Observed, Phase, Step, bound_listeners, desired_targets,
-    format_time, listeners_cleaned, next_step, parse_keep_duration, parse_time, targets_ready,
-    with_current_external,
-};
-use super::portleak::claims_of;
-use super::portpool_plan::{HeldPort, OWNER_KIND_PORTPOOL};
-use super::watchers::{sleep_until, spawn_reflector};
+pub mod plan;
+
+use super::Context;
+use super::portpool::plan::OWNER_KIND_PORTPOOL;
 use crate::allocator::{PoolKey, RequestProtocol};
 use crate::annotations::{self, parse_pool_bindings};
 use crate::api::{
-    Listener, PortBinding, PortBindingItem, PortBindingSpec, PortBindingStatus,
+    Listener, ObjectKey, PortBinding, PortBindingItem, PortBindingSpec, PortBindingStatus,
     PortBindingStatusItem, keys,
+};
+use crate::pools::held::HeldPort;
+use crate::pools::leak::claims_of;
+use crate::runtime::watch::spawn_reflector;
+use crate::runtime::{Action, DriverConfig, Reconcile, ReconcileError, api_call, drive, wait_true};
+use plan::{
+    DesiredTarget, ListenerView, Observed, Phase, Step, bound_listeners, desired_targets,
+    format_time, listeners_cleaned, next_step, parse_keep_duration, parse_time, targets_ready,
+    with_current_external,
 };
 
 /// Field manager owning `spec.targetGroup` (and the source labels) of pool Listener CRs.
@@ -44,48 +44,15 @@ pub const FIELD_MANAGER: &str = "clb-controller-portbinding";
 const RECHECK: Duration = Duration::from_secs(2);
 /// Every binding is looked at this often even without an event.
 const RESYNC: Duration = Duration::from_secs(60);
-const BACKOFF: Duration = Duration::from_secs(5);
+/// Pods/bindings reconciled at the same time. Each key touches only its own PortBinding, pod and pool
+/// listeners, so keys are independent; the driver never runs one key twice at once.
+const CONCURRENCY: usize = 16;
 
-/// Metrics of the PortBinding controller.
-#[derive(Clone)]
-pub struct PortBindingMetrics {
-    /// Seconds from creating a PortBinding to its first Ready.
-    pub bind_latency: Histogram,
-}
-
-impl Default for PortBindingMetrics {
-    fn default() -> Self {
-        PortBindingMetrics {
-            bind_latency: Histogram::new(exponential_buckets(0.1, 2.0, 12)),
-        }
-    }
-}
-
-impl PortBindingMetrics {
-    /// Registers under the `clb_controller_` prefix.
-    pub fn register(&self, registry: &mut Registry) {
-        registry
-            .sub_registry_with_prefix("clb_controller")
-            .register(
-                "portpool_bind_latency_seconds",
-                "Seconds from PortBinding creation to Ready",
-                self.bind_latency.clone(),
-            );
-    }
-}
-
-/// What the PortBinding controller needs from the runtime.
-#[derive(Clone)]
-pub struct PortBindingContext {
-    pub client: kube::Client,
-    pub pool_state: Arc<PoolState>,
-    pub metrics: PortBindingMetrics,
-}
-
-type Key = (String, String);
+/// A pod and its PortBinding share a namespace and name.
+type Key = ObjectKey;
 
 struct Reconciler {
-    ctx: PortBindingContext,
+    ctx: Context,
     pods: Store<Pod>,
     bindings: Store<PortBinding>,
     listeners: Store<Listener>,
@@ -93,64 +60,25 @@ struct Reconciler {
     created: std::sync::Mutex<HashMap<Key, Instant>>,
 }
 
-/// Pods/bindings reconciled at the same time. Each key touches only its own PortBinding, pod and pool
-/// listeners, so keys are independent; one key is never reconciled twice at once.
-const CONCURRENCY: usize = 16;
-
 /// Watches pods, PortBindings and pool Listener CRs and reconciles bindings until `stop` turns true.
-pub async fn run_while_leader(ctx: PortBindingContext, mut stop: watch::Receiver<bool>) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Key>();
+pub async fn run_while_leader(ctx: Context, mut stop: watch::Receiver<bool>) {
+    let (tx, rx) = mpsc::unbounded_channel::<Key>();
     // Subscribed before the first (full) pass, so no change of an item's `external` is missed.
-    let mut pool_changes = ctx.pool_state.subscribe_external_changes();
-    let mut pool_changes_open = true;
-    let mut tasks = JoinSet::new();
-    let pods = spawn_reflector(
-        &mut tasks,
-        Api::all(ctx.client.clone()),
-        watcher::Config::default(),
-        &tx,
-        |p: &Pod| {
-            p.annotations()
-                .contains_key(annotations::POOL_BINDINGS)
-                .then(|| key_of(p))
-                .into_iter()
-                .collect()
-        },
-    );
-    let bindings = spawn_reflector(
-        &mut tasks,
-        Api::all(ctx.client.clone()),
-        watcher::Config::default(),
-        &tx,
-        |b: &PortBinding| vec![key_of(b)],
-    );
-    let owned = watcher::Config::default().labels(&format!(
-        "{}={}",
-        keys::LABEL_OWNER_KIND,
-        OWNER_KIND_PORTPOOL
-    ));
-    let listeners = spawn_reflector(
-        &mut tasks,
-        Api::all(ctx.client.clone()),
-        owned,
-        &tx,
-        |l: &Listener| {
-            let labels = l.labels();
-            match (
-                labels.get(keys::LABEL_SOURCE_NAMESPACE),
-                labels.get(keys::LABEL_SOURCE_NAME),
-            ) {
-                (Some(ns), Some(name)) => vec![(ns.clone(), name.clone())],
-                _ => Vec::new(),
-            }
-        },
-    );
+    let pool_changes = ctx.pools.subscribe_external_changes();
+    let mut watches = JoinSet::new();
+    let (pods, bindings, listeners) = watch(&ctx, &tx, &mut watches);
     tokio::select! {
-        _ = wait_true(&mut stop) => { tasks.shutdown().await; return; }
+        _ = wait_true(&mut stop) => { watches.shutdown().await; return; }
         _ = async { let _ = futures::join!(pods.wait_until_ready(), bindings.wait_until_ready(), listeners.wait_until_ready()); } => {
             tracing::info!("portbinding caches synced")
         }
     }
+    let config = DriverConfig {
+        name: "portbinding",
+        concurrency: CONCURRENCY,
+        resync: Some(RESYNC),
+        errors: ctx.metrics.reconcile_errors.clone(),
+    };
     let reconciler = Arc::new(Reconciler {
         ctx,
         pods,
@@ -158,101 +86,174 @@ pub async fn run_while_leader(ctx: PortBindingContext, mut stop: watch::Receiver
         listeners,
         created: std::sync::Mutex::default(),
     });
-    let mut due: HashMap<Key, Instant> = HashMap::new();
-    let mut running: JoinSet<(Key, Result<Option<Duration>, RuntimeError>)> = JoinSet::new();
-    let mut in_flight: std::collections::HashSet<Key> = std::collections::HashSet::new();
-    let mut resync = tokio::time::interval(RESYNC);
+    watches.spawn(forward_pool_changes(reconciler.clone(), pool_changes, tx));
+    drive(reconciler, config, rx, stop).await;
+    watches.shutdown().await;
+}
+
+/// Pods with pool bindings, PortBindings, and pool Listener CRs (mapped to the pod they carry), as keys.
+fn watch(
+    ctx: &Context,
+    tx: &mpsc::UnboundedSender<Key>,
+    tasks: &mut JoinSet<()>,
+) -> (Store<Pod>, Store<PortBinding>, Store<Listener>) {
+    let all = watcher::Config::default;
+    let pods = spawn_reflector(tasks, Api::all(ctx.client.clone()), all(), tx, |p: &Pod| {
+        p.annotations()
+            .contains_key(annotations::POOL_BINDINGS)
+            .then(|| ObjectKey::of(p))
+            .into_iter()
+            .collect()
+    });
+    let bindings = spawn_reflector(
+        tasks,
+        Api::all(ctx.client.clone()),
+        all(),
+        tx,
+        |b: &PortBinding| vec![ObjectKey::of(b)],
+    );
+    let owned = all().labels(&format!(
+        "{}={}",
+        keys::LABEL_OWNER_KIND,
+        OWNER_KIND_PORTPOOL
+    ));
+    let listeners = spawn_reflector(
+        tasks,
+        Api::all(ctx.client.clone()),
+        owned,
+        tx,
+        |l: &Listener| {
+            let labels = l.labels();
+            match (
+                labels.get(keys::LABEL_SOURCE_NAMESPACE),
+                labels.get(keys::LABEL_SOURCE_NAME),
+            ) {
+                (Some(ns), Some(name)) => vec![ObjectKey::new(ns, name)],
+                _ => Vec::new(),
+            }
+        },
+    );
+    (pods, bindings, listeners)
+}
+
+/// Queues the pods whose bindings annotation names a pool item whose `external` changed (every pod when
+/// changes were missed).
+async fn forward_pool_changes(
+    reconciler: Arc<Reconciler>,
+    mut changes: broadcast::Receiver<PoolKey>,
+    tx: mpsc::UnboundedSender<Key>,
+) {
     loop {
-        // Keys already running wait for their run to end; with every slot busy nothing new starts.
-        let next = if running.len() >= CONCURRENCY {
-            None
-        } else {
-            due.iter()
-                .filter(|(k, _)| !in_flight.contains(*k))
-                .map(|(_, at)| *at)
-                .min()
+        let keys = match changes.recv().await {
+            Ok(pool) => reconciler.keys_using_pool(&pool),
+            Err(broadcast::error::RecvError::Lagged(_)) => reconciler.all_keys(),
+            Err(broadcast::error::RecvError::Closed) => return,
         };
-        tokio::select! {
-            _ = wait_true(&mut stop) => break,
-            Some(done) = running.join_next(), if !running.is_empty() => {
-                let Ok((key, outcome)) = done else { continue };
-                in_flight.remove(&key);
-                match outcome {
-                    Ok(Some(after)) => {
-                        let at = Instant::now() + after;
-                        let slot = due.entry(key).or_insert(at);
-                        *slot = (*slot).min(at);
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::warn!(namespace = %key.0, name = %key.1, error = %e, retry_in = ?BACKOFF, "portbinding reconcile failed");
-                        due.insert(key, Instant::now() + BACKOFF);
-                    }
-                }
-            }
-            Some(key) = rx.recv() => { due.insert(key, Instant::now()); }
-            change = pool_changes.recv(), if pool_changes_open => {
-                let keys = match change {
-                    Ok(pool) => reconciler.keys_using_pool(&pool),
-                    Err(broadcast::error::RecvError::Lagged(_)) => reconciler.all_keys(),
-                    Err(broadcast::error::RecvError::Closed) => {
-                        pool_changes_open = false;
-                        Vec::new()
-                    }
-                };
-                for key in keys {
-                    due.entry(key).or_insert_with(Instant::now);
-                }
-            }
-            _ = resync.tick() => {
-                for key in reconciler.all_keys() {
-                    due.entry(key).or_insert_with(Instant::now);
-                }
-            }
-            _ = sleep_until(next) => {
-                let now = Instant::now();
-                let ready: Vec<Key> = due
-                    .iter()
-                    .filter(|(k, at)| **at <= now && !in_flight.contains(*k))
-                    .map(|(k, _)| k.clone())
-                    .take(CONCURRENCY.saturating_sub(running.len()))
-                    .collect();
-                for key in ready {
-                    due.remove(&key);
-                    in_flight.insert(key.clone());
-                    let reconciler = reconciler.clone();
-                    running.spawn(async move {
-                        let outcome = reconciler.reconcile(&key).await;
-                        (key, outcome)
-                    });
-                }
+        for key in keys {
+            if tx.send(key).is_err() {
+                return;
             }
         }
     }
-    running.shutdown().await;
-    tasks.shutdown().await;
 }
 
-impl Reconciler {
+impl Reconcile for Reconciler {
+    type Key = Key;
+
     fn all_keys(&self) -> Vec<Key> {
-        let mut keys: Vec<Key> = self.bindings.state().iter().map(|b| key_of(&**b)).collect();
+        let mut keys: Vec<Key> = self
+            .bindings
+            .state()
+            .iter()
+            .map(|b| ObjectKey::of(&**b))
+            .collect();
         keys.extend(
             self.pods
                 .state()
                 .iter()
                 .filter(|p| p.annotations().contains_key(annotations::POOL_BINDINGS))
-                .map(|p| key_of(&**p)),
+                .map(|p| ObjectKey::of(&**p)),
         );
         keys
     }
 
+    /// One pass for one pod/binding name: create the binding, or take the plan's next step.
+    async fn reconcile(&self, key: &Key) -> Result<Action, ReconcileError> {
+        let pod = self
+            .pods
+            .get(&ObjectRef::new(&key.name).within(&key.namespace));
+        let binding = self
+            .bindings
+            .get(&ObjectRef::new(&key.name).within(&key.namespace));
+        self.confirm_pending(pod.as_deref(), binding.as_deref());
+        let pod_items = pod.as_deref().and_then(pod_binding_items);
+        let alive = pod.as_deref().is_some_and(is_alive) && pod_items.is_some();
+        let Some(binding) = binding else {
+            if let (true, Some(pod), Some(items)) = (alive, pod.as_deref(), pod_items) {
+                self.create_binding(key, pod, items).await?;
+                return Ok(Action::requeue(Duration::ZERO));
+            }
+            return Ok(Action::await_change());
+        };
+        let items = binding.spec.port_binding_list.clone();
+        let status = binding.status.clone().unwrap_or_default();
+        let targets = match pod.as_deref() {
+            Some(pod) if alive => desired_targets(&items, |i| endpoint(pod, i)),
+            _ => Vec::new(),
+        };
+        let observed = Observed {
+            phase: Phase::parse(&status.status),
+            pod_alive: alive,
+            targets_ready: targets_ready(&targets, |ns, n| self.listener_view(ns, n)),
+            listeners_cleaned: listeners_cleaned(&bound_listeners(&items), |ns, n| {
+                self.listener_view(ns, n)
+            }),
+            keep: binding
+                .annotations()
+                .get(annotations::KEEP_DURATION)
+                .and_then(|v| parse_keep_duration(v)),
+            cleaned_at: parse_time(&status.update_time),
+            now: SystemTime::now(),
+        };
+        let step = next_step(&observed);
+        tracing::debug!(?step, "portbinding step");
+        let pass = Pass {
+            key,
+            pod: pod.as_deref(),
+            items: &items,
+            status: &status,
+            targets: &targets,
+        };
+        self.take(step, &pass).await
+    }
+}
+
+/// What one pass read, for the step it takes.
+struct Pass<'a> {
+    key: &'a Key,
+    pod: Option<&'a Pod>,
+    items: &'a [PortBindingItem],
+    status: &'a PortBindingStatus,
+    targets: &'a [DesiredTarget],
+}
+
+/// A pod still running (not deleting, not finished).
+fn is_alive(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && !matches!(
+            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Failed" | "Succeeded")
+        )
+}
+
+impl Reconciler {
     /// Pods whose bindings annotation holds a port of `pool`: their annotation may need an item's new `external`.
     fn keys_using_pool(&self, pool: &PoolKey) -> Vec<Key> {
         self.pods
             .state()
             .iter()
             .filter(|p| pod_uses_pool(p, pool))
-            .map(|p| key_of(&**p))
+            .map(|p| ObjectKey::of(&**p))
             .collect()
     }
 
@@ -274,133 +275,105 @@ impl Reconciler {
         })
     }
 
-    /// One pass for one pod/binding name; returns when to look again.
-    async fn reconcile(&self, key: &Key) -> Result<Option<Duration>, RuntimeError> {
-        let (ns, name) = key;
-        let pod = self.pods.get(&ObjectRef::new(name).within(ns));
-        let pod_items = pod.as_deref().and_then(pod_binding_items);
-        let alive = pod.as_deref().is_some_and(|p| {
-            p.metadata.deletion_timestamp.is_none()
-                && !matches!(
-                    p.status.as_ref().and_then(|s| s.phase.as_deref()),
-                    Some("Failed" | "Succeeded")
-                )
-        }) && pod_items.is_some();
-        let binding = self.bindings.get(&ObjectRef::new(name).within(ns));
-        self.confirm_pending(pod.as_deref(), binding.as_deref());
-        let Some(binding) = binding else {
-            if let (true, Some(pod), Some(items)) = (alive, pod.as_deref(), pod_items) {
-                self.create_binding(ns, name, pod, items).await?;
-                return Ok(Some(Duration::ZERO));
-            }
-            return Ok(None);
-        };
-        let items = binding.spec.port_binding_list.clone();
-        let status = binding.status.clone().unwrap_or_default();
-        let targets = match pod.as_deref() {
-            Some(pod) if alive => desired_targets(&items, |i| endpoint(pod, i)),
-            _ => Vec::new(),
-        };
-        let listeners = bound_listeners(&items);
-        let observed = Observed {
-            phase: Phase::parse(&status.status),
-            pod_alive: alive,
-            targets_ready: targets_ready(&targets, |ns, n| self.listener_view(ns, n)),
-            listeners_cleaned: listeners_cleaned(&listeners, |ns, n| self.listener_view(ns, n)),
-            keep: binding
-                .annotations()
-                .get(annotations::KEEP_DURATION)
-                .and_then(|v| parse_keep_duration(v)),
-            cleaned_at: parse_time(&status.update_time),
-            now: SystemTime::now(),
-        };
-        let step = next_step(&observed);
-        tracing::debug!(namespace = %ns, name = %name, ?step, "portbinding step");
+    /// Carries out one step of the plan; returns when to look again.
+    async fn take(&self, step: Step, pass: &Pass<'_>) -> Result<Action, ReconcileError> {
+        let Pass {
+            key,
+            pod,
+            items,
+            status,
+            targets,
+        } = *pass;
         match step {
             Step::Bind(phase) => {
-                for target in &targets {
-                    self.ensure_target(target, ns, name).await?;
+                for target in targets {
+                    self.ensure_target(target, key).await?;
                 }
-                self.write_status(ns, name, &items, &status, phase, String::new())
+                self.write_status(key, items, status, phase, String::new())
                     .await?;
-                if let Some(pod) = pod.as_deref() {
+                if let Some(pod) = pod {
                     self.update_pod(pod, phase == Phase::Ready).await?;
                 }
-                if phase == Phase::Ready {
-                    let created = self
-                        .created
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(key);
-                    if let Some(at) = created {
-                        self.ctx
-                            .metrics
-                            .bind_latency
-                            .observe(at.elapsed().as_secs_f64());
-                    }
-                    Ok(None)
-                } else {
-                    Ok(Some(RECHECK))
+                if phase != Phase::Ready {
+                    return Ok(Action::requeue(RECHECK));
                 }
+                if let Some(at) = self.take_created(key) {
+                    self.ctx
+                        .metrics
+                        .bind_latency
+                        .observe(at.elapsed().as_secs_f64());
+                }
+                Ok(Action::await_change())
             }
             Step::Clean(phase) => {
-                for (lns, lname) in &listeners {
-                    self.clear_targets(lns, lname).await?;
+                for (ns, name) in &bound_listeners(items) {
+                    self.clear_targets(ns, name).await?;
                 }
-                let update_time = if phase == Phase::Cleaned {
+                let cleaned = phase == Phase::Cleaned;
+                let update_time = if cleaned {
                     format_time(SystemTime::now())
                 } else {
                     status.update_time.clone()
                 };
-                self.write_status(ns, name, &items, &status, phase, update_time)
+                self.write_status(key, items, status, phase, update_time)
                     .await?;
-                Ok(Some(if phase == Phase::Cleaned {
+                Ok(Action::requeue(if cleaned {
                     Duration::ZERO
                 } else {
                     RECHECK
                 }))
             }
-            Step::Keep { until } => Ok(Some(
+            Step::Keep { until } => Ok(Action::requeue(
                 until
                     .duration_since(SystemTime::now())
                     .unwrap_or(Duration::ZERO),
             )),
             Step::Delete => {
-                let api: Api<PortBinding> = Api::namespaced(self.ctx.client.clone(), ns);
-                match api.delete(name, &DeleteParams::default()).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(e)) if e.code == 404 => {}
-                    Err(e) => return Err(e.into()),
+                let api: Api<PortBinding> =
+                    Api::namespaced(self.ctx.client.clone(), &key.namespace);
+                match api_call(
+                    "deleting a portbinding",
+                    api.delete(&key.name, &DeleteParams::default()),
+                )
+                .await
+                {
+                    Err(e) if !e.is_not_found() => return Err(e),
+                    _ => {}
                 }
-                self.release(&items);
-                self.created
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(key);
-                tracing::info!(namespace = %ns, name = %name, "portbinding deleted and ports released");
-                Ok(None)
+                self.release(items);
+                self.take_created(key);
+                tracing::info!("portbinding deleted and ports released");
+                Ok(Action::await_change())
             }
         }
     }
 
+    /// When this leader created the binding of `key`, forgotten once read.
+    fn take_created(&self, key: &Key) -> Option<Instant> {
+        self.created
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key)
+    }
+
+    /// Creates the PortBinding of a pod from its bindings annotation (already there: nothing to do).
     async fn create_binding(
         &self,
-        ns: &str,
-        name: &str,
+        key: &Key,
         pod: &Pod,
         items: Vec<PortBindingItem>,
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<(), ReconcileError> {
         let mut annotations_out = std::collections::BTreeMap::new();
         if let Some(keep) = pod.annotations().get(annotations::KEEP_DURATION) {
             annotations_out.insert(annotations::KEEP_DURATION.to_owned(), keep.clone());
         }
         let mut binding = PortBinding::new(
-            name,
+            &key.name,
             PortBindingSpec {
                 port_binding_list: items,
             },
         );
-        binding.metadata.namespace = Some(ns.to_owned());
+        binding.metadata.namespace = Some(key.namespace.clone());
         binding.metadata.annotations = Some(annotations_out);
         binding.metadata.labels = Some(
             [(
@@ -409,29 +382,30 @@ impl Reconciler {
             )]
             .into(),
         );
-        let api: Api<PortBinding> = Api::namespaced(self.ctx.client.clone(), ns);
-        match api.create(&PostParams::default(), &binding).await {
+        let api: Api<PortBinding> = Api::namespaced(self.ctx.client.clone(), &key.namespace);
+        let created = api_call(
+            "creating a portbinding",
+            api.create(&PostParams::default(), &binding),
+        )
+        .await;
+        match created {
             Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 409 => return Ok(()),
-            Err(e) => return Err(e.into()),
+            Err(ReconcileError::Kube(kube::Error::Api(e))) if e.code == 409 => return Ok(()),
+            Err(e) => return Err(e),
         }
         self.created
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert((ns.to_owned(), name.to_owned()), Instant::now());
-        tracing::info!(namespace = %ns, name = %name, "portbinding created");
+            .insert(key.clone(), Instant::now());
+        tracing::info!("portbinding created");
         Ok(())
     }
 
     /// Makes `target.backend` the only backend of its listener. The spec change bumps the Listener's generation,
     /// so its `Synced` status counts again only once a pass has synced the new spec (`status.observedGeneration`);
     /// bcs had to mark the listener NotSynced first, one more write per pod.
-    async fn ensure_target(
-        &self,
-        target: &DesiredTarget,
-        ns: &str,
-        name: &str,
-    ) -> Result<(), RuntimeError> {
+    async fn ensure_target(&self, target: &DesiredTarget, key: &Key) -> Result<(), ReconcileError> {
+        let (ns, name) = (key.namespace.as_str(), key.name.as_str());
         let Some(listener) = self
             .listeners
             .get(&ObjectRef::new(&target.listener).within(&target.namespace))
@@ -476,10 +450,10 @@ impl Reconciler {
                 "backends": [target.backend],
             }},
         });
-        api.patch(
-            &target.listener,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&apply),
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        api_call(
+            "setting a pool listener target",
+            api.patch(&target.listener, &params, &Patch::Apply(&apply)),
         )
         .await?;
         tracing::info!(listener = %target.listener, ip = %target.backend.ip, port = target.backend.port, "pool listener target set");
@@ -487,7 +461,7 @@ impl Reconciler {
     }
 
     /// Drops everything this manager owns on the listener (targets and source labels).
-    async fn clear_targets(&self, ns: &str, listener_name: &str) -> Result<(), RuntimeError> {
+    async fn clear_targets(&self, ns: &str, listener_name: &str) -> Result<(), ReconcileError> {
         let Some(listener) = self
             .listeners
             .get(&ObjectRef::new(listener_name).within(ns))
@@ -509,25 +483,25 @@ impl Reconciler {
             "kind": Listener::kind(&()),
             "metadata": {"name": listener_name},
         });
-        api.patch(
-            listener_name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&apply),
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        api_call(
+            "clearing a pool listener's targets",
+            api.patch(listener_name, &params, &Patch::Apply(&apply)),
         )
         .await?;
         tracing::info!(listener = %listener_name, "pool listener targets removed");
         Ok(())
     }
 
+    /// The binding's status for `phase` (every item with the matching item status), written when it changed.
     async fn write_status(
         &self,
-        ns: &str,
-        name: &str,
+        key: &Key,
         items: &[PortBindingItem],
         current: &PortBindingStatus,
         phase: Phase,
         update_time: String,
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<(), ReconcileError> {
         let item_status = match phase {
             Phase::Ready => keys::PORTBINDING_ITEM_STATUS_READY,
             Phase::NotReady => keys::PORTBINDING_ITEM_STATUS_NOT_READY,
@@ -554,21 +528,21 @@ impl Reconciler {
         if *current == next {
             return Ok(());
         }
-        let api: Api<PortBinding> = Api::namespaced(self.ctx.client.clone(), ns);
-        api.patch_status(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(&json!({ "status": next })),
+        let api: Api<PortBinding> = Api::namespaced(self.ctx.client.clone(), &key.namespace);
+        let patch = json!({ "status": next });
+        api_call(
+            "writing a portbinding status",
+            api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch)),
         )
         .await?;
         if current.status != next.status {
-            tracing::info!(namespace = %ns, name = %name, status = %next.status, "portbinding status");
+            tracing::info!(status = %next.status, "portbinding status");
         }
         Ok(())
     }
 
     /// The status annotation and, when the pod has the readiness gate, the pod condition.
-    async fn update_pod(&self, pod: &Pod, ready: bool) -> Result<(), RuntimeError> {
+    async fn update_pod(&self, pod: &Pod, ready: bool) -> Result<(), ReconcileError> {
         let ns = pod.namespace().unwrap_or_default();
         let name = pod.name_any();
         let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &ns);
@@ -592,8 +566,11 @@ impl Reconciler {
         }
         if !changes.is_empty() {
             let patch = json!({"metadata": {"annotations": changes}});
-            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await?;
+            api_call(
+                "annotating a pod",
+                api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)),
+            )
+            .await?;
         }
         let gated = pod.spec.as_ref().is_some_and(|s| {
             s.readiness_gates
@@ -619,8 +596,11 @@ impl Reconciler {
         }
         let patch =
             json!({"status": {"conditions": [readiness_condition(ready, SystemTime::now())]}});
-        api.patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch))
-            .await?;
+        api_call(
+            "writing a pod readiness condition",
+            api.patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch)),
+        )
+        .await?;
         Ok(())
     }
 
@@ -628,7 +608,7 @@ impl Reconciler {
     fn current_bindings(&self, pod: &Pod) -> Option<String> {
         let items = parse_pool_bindings(pod.annotations().get(annotations::POOL_BINDINGS)?).ok()?;
         let updated = with_current_external(&items, |pool, item| {
-            self.ctx.pool_state.item(pool, item).map(|s| s.external)
+            self.ctx.pools.item(pool, item).map(|s| s.external)
         })?;
         match annotations::render_pool_bindings(&updated) {
             Ok(rendered) => Some(rendered),
@@ -639,17 +619,17 @@ impl Reconciler {
         }
     }
 
-    /// The ports a stored pod or PortBinding records are no longer pending (leak checker, [`super::portleak`]).
+    /// The ports a stored pod or PortBinding records are no longer pending (see [`crate::pools::leak`]).
     fn confirm_pending(&self, pod: Option<&Pod>, binding: Option<&PortBinding>) {
         let held: BTreeSet<HeldPort> = claims_of(binding, pod)
             .into_iter()
             .map(|c| c.port)
             .collect();
-        self.ctx.pool_state.confirm_pending(&held);
+        self.ctx.pools.confirm_pending(&held);
     }
 
     fn release(&self, items: &[PortBindingItem]) {
-        self.ctx.pool_state.with_allocator(|allocator| {
+        self.ctx.pools.with_allocator(|allocator| {
             for item in items {
                 let protocol = match item.protocol.as_str() {
                     "TCP" => RequestProtocol::Tcp,
@@ -733,13 +713,6 @@ fn endpoint(pod: &Pod, item: &PortBindingItem) -> Option<(String, i32)> {
     }
     let ip = status.pod_ip.clone().filter(|ip| !ip.is_empty())?;
     Some((ip, item.rs_start_port))
-}
-
-fn key_of<K: Resource>(obj: &K) -> Key {
-    (
-        obj.meta().namespace.clone().unwrap_or_default(),
-        obj.meta().name.clone().unwrap_or_default(),
-    )
 }
 
 #[cfg(test)]

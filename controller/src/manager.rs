@@ -182,13 +182,19 @@ pub async fn run(config: RuntimeConfig) -> Result<RuntimeHandle, RuntimeError> {
     let (health, pool_state) = (ctx.health.clone(), ctx.pools.clone());
     let leadership = Leadership::start(&client, config.leader_election.clone());
     let task = tokio::spawn(async move {
-        let elector_stop = leadership.stop.clone();
-        supervise(ctx, leadership.leader, shutdown_rx).await;
+        let Leadership {
+            leader,
+            leader_tx,
+            stop,
+            elector,
+        } = leadership;
+        supervise(ctx, leader, shutdown_rx).await;
         // Work has stopped: only now may another replica take over.
-        elector_stop.send_replace(true);
-        if let Some(elector) = leadership.elector {
+        stop.send_replace(true);
+        if let Some(elector) = elector {
             let _ = elector.await;
         }
+        drop(leader_tx);
         metrics_stop_tx.send_replace(true);
         let _ = metrics_task.await;
         if let Some(webhook) = webhook {
@@ -232,8 +238,8 @@ fn context(config: &RuntimeConfig, client: kube::Client, cloud: ClbClient) -> Co
 /// Whether this replica leads: always without leader election, else as the elector says.
 struct Leadership {
     leader: watch::Receiver<bool>,
-    /// Kept so the channel stays open while the elector runs.
-    _leader_tx: watch::Sender<bool>,
+    /// Kept until the controllers stopped: a closed channel reads as lost leadership.
+    leader_tx: watch::Sender<bool>,
     stop: watch::Sender<bool>,
     elector: Option<JoinHandle<()>>,
 }
@@ -249,7 +255,7 @@ impl Leadership {
         });
         Leadership {
             leader,
-            _leader_tx: leader_tx,
+            leader_tx,
             stop,
             elector,
         }

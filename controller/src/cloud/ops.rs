@@ -81,26 +81,53 @@ impl ClbClient {
         from_response(action, response)
     }
 
+    /// One call of `action` per `max` ids (one deadline for all of them), the answers' items concatenated.
+    /// No ids, no call: an id-less Describe would answer with everything.
+    async fn describe_chunked<Req, Resp, T>(
+        &self,
+        region: &str,
+        action: &str,
+        ids: &[String],
+        max: usize,
+        request: impl Fn(Vec<String>) -> Req,
+        items: impl Fn(Resp) -> Vec<T>,
+    ) -> Result<Vec<T>, CloudError>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+    {
+        let deadline = self.deadline();
+        let mut out = Vec::new();
+        for chunk in ids.chunks(max) {
+            let response: Resp = self
+                .typed(region, action, &request(chunk.to_vec()), deadline)
+                .await?;
+            out.extend(items(response));
+        }
+        Ok(out)
+    }
+
     /// The load balancers among `ids` that exist (absent ids are simply not returned), ≤ 20 ids per call.
     pub async fn describe_load_balancers(
         &self,
         region: &str,
         ids: &[String],
     ) -> Result<Vec<LoadBalancer>, CloudError> {
-        let deadline = self.deadline();
-        let mut out = Vec::new();
-        for chunk in ids.chunks(MAX_DESCRIBE_LB_IDS) {
-            let request = DescribeLoadBalancersRequest {
-                load_balancer_ids: Some(chunk.to_vec()),
-                limit: Some(100),
-                ..Default::default()
-            };
-            let response: DescribeLoadBalancersResponse = self
-                .typed(region, "DescribeLoadBalancers", &request, deadline)
-                .await?;
-            out.extend(response.load_balancer_set);
-        }
-        Ok(out)
+        let request = |ids| DescribeLoadBalancersRequest {
+            load_balancer_ids: Some(ids),
+            limit: Some(100),
+            ..Default::default()
+        };
+        let items = |r: DescribeLoadBalancersResponse| r.load_balancer_set;
+        self.describe_chunked(
+            region,
+            "DescribeLoadBalancers",
+            ids,
+            MAX_DESCRIBE_LB_IDS,
+            request,
+            items,
+        )
+        .await
     }
 
     /// The load balancers named exactly `name` (the `lbnames` Ingress annotation; names need not be unique).
@@ -132,20 +159,15 @@ impl ClbClient {
         lb: &LbRef,
         ids: &[String],
     ) -> Result<Vec<Listener>, CloudError> {
-        let deadline = self.deadline();
-        let mut out = Vec::new();
-        for chunk in ids.chunks(MAX_DESCRIBE_LISTENER_IDS) {
-            let request = DescribeListenersRequest {
-                load_balancer_id: lb.lb_id.clone(),
-                listener_ids: Some(chunk.to_vec()),
-                ..Default::default()
-            };
-            let response: DescribeListenersResponse = self
-                .typed(&lb.region, "DescribeListeners", &request, deadline)
-                .await?;
-            out.extend(response.listeners);
-        }
-        Ok(out)
+        let request = |ids| DescribeListenersRequest {
+            load_balancer_id: lb.lb_id.clone(),
+            listener_ids: Some(ids),
+            ..Default::default()
+        };
+        let items = |r: DescribeListenersResponse| r.listeners;
+        let max = MAX_DESCRIBE_LISTENER_IDS;
+        self.describe_chunked(&lb.region, "DescribeListeners", ids, max, request, items)
+            .await
     }
 
     /// Every listener of the load balancer (the API does not paginate DescribeListeners).
@@ -185,20 +207,15 @@ impl ClbClient {
         lb: &LbRef,
         ids: &[String],
     ) -> Result<Vec<ListenerBackend>, CloudError> {
-        let deadline = self.deadline();
-        let mut out = Vec::new();
-        for chunk in ids.chunks(MAX_DESCRIBE_TARGETS_LISTENER_IDS) {
-            let request = DescribeTargetsRequest {
-                load_balancer_id: lb.lb_id.clone(),
-                listener_ids: Some(chunk.to_vec()),
-                ..Default::default()
-            };
-            let response: DescribeTargetsResponse = self
-                .typed(&lb.region, "DescribeTargets", &request, deadline)
-                .await?;
-            out.extend(response.listeners);
-        }
-        Ok(out)
+        let request = |ids| DescribeTargetsRequest {
+            load_balancer_id: lb.lb_id.clone(),
+            listener_ids: Some(ids),
+            ..Default::default()
+        };
+        let items = |r: DescribeTargetsResponse| r.listeners;
+        let max = MAX_DESCRIBE_TARGETS_LISTENER_IDS;
+        self.describe_chunked(&lb.region, "DescribeTargets", ids, max, request, items)
+            .await
     }
 
     /// Bound targets of every listener of the load balancer.

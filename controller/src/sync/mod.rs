@@ -69,7 +69,6 @@ pub mod executor;
 mod model;
 mod nonempty;
 mod plan;
-pub mod simulate;
 pub mod worker;
 
 #[cfg(test)]

@@ -63,7 +63,7 @@ struct Stores {
 }
 
 impl Stores {
-    /// Starts a reflector per kind; every change is mapped through `index` to the Ingresses that read it.
+    /// Starts a reflector per kind; every change is mapped through the index to the Ingresses that read it.
     fn watch(
         ctx: &Context,
         index: &Arc<Mutex<IngressIndex>>,
@@ -71,64 +71,39 @@ impl Stores {
         tasks: &mut JoinSet<()>,
     ) -> Stores {
         let (ingresses, listeners) = watch_owned(ctx, tx, tasks);
-        let client = &ctx.client;
-        let services = {
-            let index = index.clone();
-            let config = watcher::Config::default();
-            spawn_reflector(
-                tasks,
-                Api::all(client.clone()),
-                config,
-                tx,
-                move |s: &Service| {
-                    let ns = s.metadata.namespace.as_deref().unwrap_or("default");
-                    lock(&index).for_service(ns, &s.name_any())
-                },
-            )
+        let referenced = Referenced {
+            client: ctx.client.clone(),
+            index: index.clone(),
+            tx: tx.clone(),
         };
-        let endpoint_slices = {
-            let index = index.clone();
-            let config = watcher::Config::default();
-            spawn_reflector(
-                tasks,
-                Api::all(client.clone()),
-                config,
-                tx,
-                move |e: &EndpointSlice| lock(&index).for_endpoint_slice(e),
-            )
-        };
+        let services = referenced.watch(tasks, |index, s: &Service| {
+            index.for_service(namespace_of(s), &s.name_any())
+        });
+        let endpoint_slices = referenced.watch(tasks, |index, e: &EndpointSlice| {
+            index.for_endpoint_slice(e)
+        });
         let pods = {
-            let (index, services) = (index.clone(), services.clone());
-            let config = watcher::Config::default();
-            spawn_reflector(
-                tasks,
-                Api::all(client.clone()),
-                config,
-                tx,
-                move |p: &Pod| {
-                    let all = services.state();
-                    lock(&index).for_pod(p, all.iter().map(|s| s.as_ref()))
-                },
-            )
+            let services = services.clone();
+            referenced.watch(tasks, move |index, p: &Pod| {
+                let all = services.state();
+                index.for_pod(p, all.iter().map(|s| s.as_ref()))
+            })
         };
-        let nodes = watch_nodes(client, index, tx, tasks);
-        let stateful_sets = {
-            let index = index.clone();
-            let config = watcher::Config::default();
-            spawn_reflector(
-                tasks,
-                Api::all(client.clone()),
-                config,
-                tx,
-                move |s: &StatefulSet| {
-                    let ns = s.metadata.namespace.as_deref().unwrap_or("default");
-                    lock(&index).for_workload("statefulset", ns, &s.name_any())
-                },
-            )
-        };
+        // Node status is rewritten often; only an address change matters to backends.
+        let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+        let nodes = referenced.watch(tasks, move |index, n: &Node| {
+            let addresses = node_addresses(n);
+            if seen.insert(n.name_any(), addresses.clone()) == Some(addresses) {
+                return Vec::new();
+            }
+            index.using_nodes()
+        });
+        let stateful_sets = referenced.watch(tasks, |index, s: &StatefulSet| {
+            index.for_workload("statefulset", namespace_of(s), &s.name_any())
+        });
         let game_stateful_sets = Arc::new(Mutex::new(None));
         tasks.spawn(watch_game_stateful_sets(
-            client.clone(),
+            ctx.client.clone(),
             game_stateful_sets.clone(),
             index.clone(),
             tx.clone(),
@@ -184,29 +159,37 @@ fn watch_owned(
     (ingresses, listeners)
 }
 
-/// Nodes; status is rewritten often, only an address change matters to backends.
-fn watch_nodes(
-    client: &kube::Client,
-    index: &Arc<Mutex<IngressIndex>>,
-    tx: &mpsc::UnboundedSender<IngressKey>,
-    tasks: &mut JoinSet<()>,
-) -> Store<Node> {
-    let index = index.clone();
-    let mut seen: HashMap<String, Vec<String>> = HashMap::new();
-    let config = watcher::Config::default();
-    spawn_reflector(
-        tasks,
-        Api::all(client.clone()),
-        config,
-        tx,
-        move |n: &Node| {
-            let addresses = node_addresses(n);
-            if seen.insert(n.name_any(), addresses.clone()) == Some(addresses) {
-                return Vec::new();
-            }
-            lock(&index).using_nodes()
-        },
-    )
+/// Kinds an Ingress reads (in every namespace), each change mapped to Ingress keys through the index.
+struct Referenced {
+    client: kube::Client,
+    index: Arc<Mutex<IngressIndex>>,
+    tx: mpsc::UnboundedSender<IngressKey>,
+}
+
+impl Referenced {
+    fn watch<K>(
+        &self,
+        tasks: &mut JoinSet<()>,
+        mut map: impl FnMut(&IngressIndex, &K) -> Vec<IngressKey> + Send + 'static,
+    ) -> Store<K>
+    where
+        K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+        K: Send + Sync + 'static,
+    {
+        let index = self.index.clone();
+        let api = Api::all(self.client.clone());
+        spawn_reflector(
+            tasks,
+            api,
+            watcher::Config::default(),
+            &self.tx,
+            move |obj: &K| map(&lock(&index), obj),
+        )
+    }
+}
+
+fn namespace_of<K: Resource>(obj: &K) -> &str {
+    obj.meta().namespace.as_deref().unwrap_or("default")
 }
 
 /// Watches and reconciles Ingresses, one at a time, until `stop` turns true.

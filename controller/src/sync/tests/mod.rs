@@ -4,8 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
-use super::simulate::{self, default_listener_attributes, default_rule_attributes};
+mod simulate;
+
 use super::*;
+use simulate::{default_listener_attributes, default_rule_attributes};
 
 // ---------- helpers ----------
 

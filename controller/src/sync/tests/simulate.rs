@@ -8,11 +8,11 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use super::model::{
+use crate::sync::model::{
     Attributes, CloudListener, CloudRule, Endpoint, HealthCheck, ListenerKey, Protocol, RuleKey,
     Scheduler, TargetSet,
 };
-use super::plan::{BoundTarget, Call, Limits, ListenerRef, Plan, RuleRef};
+use crate::sync::plan::{BoundTarget, Call, Limits, ListenerRef, Plan, RuleRef};
 
 /// A call the cloud would refuse.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -210,7 +210,7 @@ spec:
             "spec.rules[2].port: port 8080 is already used by spec.rules[0] (TCP)",
             "spec.rules[4].port: port 8080 is already used by spec.rules[0] (TCP) (TCP and UDP share a port only with TCP_UDP_PORT_REUSE=true)",
             "spec.rules[4].port: port 8080 is already used by spec.rules[2] (HTTP) (TCP and UDP share a port only with TCP_UDP_PORT_REUSE=true)",
-            // Mapping 0 covers 30000-30003 (2 pods × 2 ports); bcs ignored segmentLength here (Q8).
+            // Mapping 0 covers 30000-30003 (2 pods × 2 ports); bcs ignored segmentLength here.
             "spec.portMappings[2].startPort: port 30002 is already used by spec.portMappings[0] (HTTP)",
         ];
         assert_eq!(errors, expected);

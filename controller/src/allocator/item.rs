@@ -8,7 +8,7 @@ use super::{AllocError, ItemSpec, ItemStatus, PoolKey, Protocol, RequestProtocol
 
 /// Port layout of an item.
 ///
-/// Convention (resolves bcs quirks Q8/Q9 one way, everywhere): the item covers the ports
+/// Convention, the same everywhere (bcs counted segments differently in different places): the item covers the ports
 /// `[start_port, end_port)` (end exclusive, as in bcs), cut into slots of `segment_length` ports
 /// (0 and 1 both mean single ports). Slot `k` is the ports `start_port + k*L ..= start_port + k*L + L-1`.
 /// Only whole slots exist: `slot_count = ⌊(end_port − start_port) / L⌋`; a trailing partial

@@ -6,8 +6,8 @@
 //! bcs-ingress-controller. The caller wraps the allocator in a lock and feeds it from PortPool
 //! status (items, status, endPort growth) and from existing bindings (`allocate_specific`).
 //!
-//! Differences from bcs, on purpose: only `Ready` items hand out new ports (quirk Q6), and
-//! segments are counted the same way everywhere (see [`item::Geometry`], quirks Q8/Q9).
+//! Differences from bcs, on purpose: only `Ready` items hand out new ports, and
+//! segments are counted the same way everywhere (see [`item::Geometry`]).
 
 pub mod bitset;
 pub mod item;
@@ -99,7 +99,7 @@ impl fmt::Display for RequestProtocol {
 pub enum ItemStatus {
     /// Every listener of the item exists: ports may be handed out.
     Ready,
-    /// Listeners still being created: no new ports (bcs would hand them out, quirk Q6).
+    /// Listeners still being created: no new ports (bcs would hand them out).
     NotReady,
     /// Item removed from the spec, waiting for its bindings to go: no new ports.
     Deleting,

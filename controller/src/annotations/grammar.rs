@@ -8,7 +8,7 @@
 //! port       := container port number | container port name
 //! ```
 //!
-//! Unlike bcs, the two-field form (no protocol, quirk Q1) is accepted as the user guide shows it:
+//! Unlike bcs, the two-field form (no protocol) is accepted as the user guide shows it:
 //! the protocol is the container port's.
 
 use std::collections::HashMap;

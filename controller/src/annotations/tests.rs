@@ -124,7 +124,7 @@ fn guide_more_annotation_forms() {
         summary("portpool1.ns1 TCP httpport"),
         [s("ns1", "portpool1", None, Tcp, Explicit, 8080, false)]
     );
-    // Two-field form (bcs rejects it, quirk Q1): protocol from the container port.
+    // Two-field form (bcs rejects it): protocol from the container port.
     assert_eq!(
         summary("portpool1.ns1 httpport"),
         [s("ns1", "portpool1", None, Tcp, Inherited, 8080, false)]

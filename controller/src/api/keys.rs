@@ -1,7 +1,7 @@
 //! Annotation, label, finalizer, environment and status strings shared with bcs-ingress-controller.
 //!
 //! These are wire contracts: users' manifests and pods already carry them, so every string here must match
-//! the original byte for byte (reference §2.2, §2.4, §2.6, §4.1, §5, §6).
+//! the original byte for byte.
 
 // ---- Ingress annotations -------------------------------------------------------------------------------
 

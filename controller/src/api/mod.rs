@@ -1,7 +1,7 @@
 //! The `networkextension.bkbcs.tencent.com/v1` API types: Ingress, Listener, PortPool, PortBinding.
 //!
 //! JSON names and optionality follow bcs-ingress-controller so users can apply the same YAML. Unlike the
-//! original, all four kinds have a status subresource (quirk Q3), and the schemas reject statically invalid
+//! original, all four kinds have a status subresource, and the schemas reject statically invalid
 //! values (port ranges, protocol enums, weights, health-check bounds) that the original only checked in its
 //! webhook, if at all.
 

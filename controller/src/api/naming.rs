@@ -1,4 +1,4 @@
-//! Listener CR names (reference §3.3). The name is also the cloud `ListenerName` (optionally prefixed with the
+//! Listener CR names. The name is also the cloud `ListenerName` (optionally prefixed with the
 //! cluster id), and port-pool / port-binding code finds pool listeners by recomputing it, so it must match the
 //! original exactly. All forms are `<lbID>[-<proto>]-<port>[-<end>]`:
 //!

@@ -1,4 +1,4 @@
-//! Backends of one ServiceRoute (reference §3.4): NodePort, direct-to-pod, hostPort, label subsets.
+//! Backends of one ServiceRoute: NodePort, direct-to-pod, hostPort, label subsets.
 
 use std::collections::{BTreeMap, BTreeSet};
 

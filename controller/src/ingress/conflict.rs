@@ -1,8 +1,8 @@
-//! Cluster-wide port conflicts per `region:lbID` between Ingresses and PortPools (reference §3.8), for the
+//! Cluster-wide port conflicts per `region:lbID` between Ingresses and PortPools, for the
 //! validating webhook. Callers turn each object into [`PortClaim`]s and ask whether a new or changed
 //! object's claims overlap anyone else's.
 //!
-//! Differences from bcs: mapping ranges always account for `segmentLength` (quirk Q8), pool items claim only
+//! Differences from bcs: mapping ranges always account for `segmentLength`, pool items claim only
 //! their whole segments (as the allocator hands out), and TCP and UDP may share a port whenever the
 //! Listener CR names cannot collide (they only can between two Ingresses of one namespace when
 //! `TCP_UDP_PORT_REUSE` is off, because both would be named `<lb>-<port>`).

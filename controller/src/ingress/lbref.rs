@@ -1,4 +1,4 @@
-//! The `lbids` / `lbnames` Ingress annotations (reference §3.2): `"lb-a,ap-guangzhou:lb-b"` or
+//! The `lbids` / `lbnames` Ingress annotations: `"lb-a,ap-guangzhou:lb-b"` or
 //! `"name1,ap-xx:name2"`. `lbids` wins when both are set.
 
 use std::collections::BTreeMap;

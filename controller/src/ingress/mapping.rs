@@ -1,4 +1,4 @@
-//! `spec.portMappings[]` → one listener per pod ordinal (segment mode) or per port (reference §3.5).
+//! `spec.portMappings[]` → one listener per pod ordinal (segment mode) or per port.
 //!
 //! For ordinal `i` and `L = segmentLength || 1`: CLB ports `startPort + i·L ..= startPort + i·L + L − 1`,
 //! backend port `rsStartPort + i·L` (or the CLB port when `rsStartPort` is unset; fixed at `rsStartPort` /

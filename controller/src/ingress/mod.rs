@@ -1,4 +1,4 @@
-//! Ingress → Listener generation (reference §3), as pure functions of an Ingress and a [`World`] snapshot.
+//! Ingress → Listener generation, as pure functions of an Ingress and a [`World`] snapshot.
 //!
 //! The reconciler reads the cluster (Services, Pods, Nodes, workloads) and resolves the Ingress's CLBs, then
 //! calls [`generate`]: the result is the full desired set of Listener CRs (one per rule or mapped port per

@@ -1,4 +1,4 @@
-//! `spec.rules[]` → one listener draft per rule (reference §3.4).
+//! `spec.rules[]` → one listener draft per rule.
 
 use std::collections::BTreeSet;
 

@@ -58,7 +58,7 @@
 //!
 //! - Health checks: `enabled` is always compared, so turning health checks off converges (bcs only
 //!   compared non-zero fields). Other fields are compared only when the CR sets them.
-//! - Listener-level certificate, SNI and keep-alive are sent on every create (quirk Q4) and
+//! - Listener-level certificate, SNI and keep-alive are sent on every create and
 //!   compared on update for L4 and L7 alike; SNI 1 → 0 (not allowed by ModifyListener) recreates.
 //! - Port-range listeners get weight updates like any other listener.
 //! - Conflicting Listener CRs and ports held by foreign listeners are reported per CR instead of

@@ -1,4 +1,4 @@
-//! Ingress admission (reference §3.6), pure: [`crate::ingress::validate`] first, then cluster-wide port
+//! Ingress admission, pure: [`crate::ingress::validate`] first, then cluster-wide port
 //! conflicts against every other Ingress and PortPool ([`crate::ingress::find_conflicts`]).
 //!
 //! Unlike bcs, CLBs are not resolved through the cloud at admission: claims are keyed by what the

@@ -1,4 +1,4 @@
-//! Validating admission webhooks for Ingress and PortPool (reference §3.6, §5.5), served over TLS.
+//! Validating admission webhooks for Ingress and PortPool, served over TLS.
 //!
 //! - [`certs`]: the serving certificate, from files or a self-signed CA generated at start.
 //! - [`server`]: axum + rustls; `/ingress/v1/validate` (alias `/ingress/v1/mutate`, bcs' path),

@@ -1,4 +1,4 @@
-//! Pod mutating webhook (`/portpool/v1/mutate`, reference §6.2–6.3): allocates pool ports for a pod
+//! Pod mutating webhook (`/portpool/v1/mutate`): allocates pool ports for a pod
 //! that asks for them and patches the pod with the bindings annotation, the `NotReady` status
 //! annotation, the `BCS_PORTPOOL_PORT_VIPLIST_*` env vars and (on request) the readiness gate.
 //!
@@ -144,7 +144,7 @@ pub fn wants_ports(pod: &Pod) -> bool {
 /// for ports. On any failure everything allocated for this pod is released before the denial.
 ///
 /// `pod.metadata.namespace` must be set (the handler fills it from the request). `previous` is the
-/// PortBinding named like the pod, if any (§6.3).
+/// PortBinding named like the pod, if any.
 pub fn mutate_pod(
     pod: &Pod,
     allocator: &mut Allocator,
@@ -298,7 +298,7 @@ fn allocate_one(
         .collect())
 }
 
-/// Keep-duration reuse (§6.3): the kept PortBinding's ports, when it may be reused as is.
+/// Keep-duration reuse: the kept PortBinding's ports, when it may be reused as is.
 /// Differences from bcs: nothing is deleted at admission; a binding that cannot be reused denies
 /// the pod until the PortBinding controller has removed it (the workload controller retries).
 fn reuse(

@@ -116,7 +116,7 @@ impl World {
     }
 }
 
-/// The guide's §10 setup: pool test/test-pool1, item1 = 31000-31100 TCP on lb-00001 (1.1.1.1).
+/// The user guide's port-pool setup: pool test/test-pool1, item1 = 31000-31100 TCP on lb-00001 (1.1.1.1).
 fn guide_world() -> World {
     World::new().pool(
         "test",

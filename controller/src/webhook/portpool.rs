@@ -1,4 +1,4 @@
-//! PortPool admission (reference §5.5), pure: the server reads the cluster into a [`ClusterView`] and
+//! PortPool admission, pure: the server reads the cluster into a [`ClusterView`] and
 //! calls these. Messages start with the field path (`spec.poolItems[1].endPort: …`).
 
 use std::collections::BTreeMap;

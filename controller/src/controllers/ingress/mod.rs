@@ -1,5 +1,5 @@
 //! The Ingress reconciler: turns each `networkextension.bkbcs.tencent.com/v1` Ingress into the Listener CRs it
-//! generates (reference §3.1, §3.2, §3.7). The Listener reconciler ([`super::listener`]) then syncs those to CLB.
+//! generates. The Listener reconciler ([`super::listener`]) then syncs those to CLB.
 //!
 //! Reflector stores hold Ingresses, the Listener CRs they own, Services, EndpointSlices, Pods, Nodes,
 //! StatefulSets and (when the CRD exists) GameStatefulSets. A change of any of them is mapped through an

@@ -1,7 +1,7 @@
-//! The PortBinding controller (reference §6.4): turns a pod's `poolbindings` annotation into a PortBinding, puts
+//! The PortBinding controller: turns a pod's `poolbindings` annotation into a PortBinding, puts
 //! the pod on the pool Listener CRs it was given (server-side apply owning only `spec.targetGroup`), reports
 //! Ready/NotReady on the binding, the pod annotation and the pod readiness condition (both directions, unlike
-//! bcs' Q7), and once the pod is gone empties the listeners, keeps the binding for `keepduration` and finally
+//! bcs, which only ever set it true), and once the pod is gone empties the listeners, keeps the binding for `keepduration` and finally
 //! deletes it and releases its ports. Decisions come from the pure [`plan`].
 
 use std::collections::{BTreeSet, HashMap};

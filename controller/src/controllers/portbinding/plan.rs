@@ -1,4 +1,4 @@
-//! Pure core of the PortBinding controller (reference §6.4): which pool Listener CR gets which backend, whether a
+//! Pure core of the PortBinding controller: which pool Listener CR gets which backend, whether a
 //! binding is Ready, and the NotReady → Ready → Cleaning → Cleaned → deleted state machine with keep duration.
 //! No I/O; the reconciler in [`super`] does the watching and writing.
 

@@ -1,4 +1,4 @@
-//! The PortPool reconciler (reference §5.1–5.4): pre-creates one Listener CR per port (or segment), protocol and
+//! The PortPool reconciler: pre-creates one Listener CR per port (or segment), protocol and
 //! load balancer of every pool item, reports item and pool readiness in `status`, and keeps the shared
 //! [`PoolState`] (allocator + observed items) that the pod webhook allocates from.
 //!

@@ -1,4 +1,4 @@
-//! Pure core of the PortPool reconciler (reference §5.1, §5.2): the Listener CRs a pool item needs, which of them
+//! Pure core of the PortPool reconciler: the Listener CRs a pool item needs, which of them
 //! to apply or delete, the item and pool status, the allocator's view of a pool and the ports to hold when the
 //! allocator is rebuilt. No I/O; the reconciler in [`super`] does the watching and writing.
 
@@ -44,7 +44,7 @@ pub fn item_label_value(item: &str) -> String {
 }
 
 /// The first port and the inclusive last port (`None` for single ports) of every listener of an item: whole
-/// segments only, so a trailing partial segment gets no listener (quirk Q9 resolved as in [`Geometry`]).
+/// segments only, so a trailing partial segment gets no listener (as [`Geometry`] counts segments).
 pub fn item_slots(start_port: i32, end_port: i32, segment_length: i32) -> Vec<(i32, Option<i32>)> {
     let (Ok(start), Ok(end)) = (u16::try_from(start_port), u16::try_from(end_port)) else {
         return Vec::new();

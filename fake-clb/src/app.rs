@@ -18,8 +18,6 @@ use crate::faults::{Effect, FaultEngine};
 use crate::metrics::Metrics;
 use crate::state::{Ctx, State, TaskMode};
 
-const GET_MAX_BYTES: usize = 32 * 1024;
-const V1_MAX_BYTES: usize = 1024 * 1024;
 const REQUEST_LOG_MAX: usize = 100_000;
 /// Parameters of the v1 envelope (and of TC3 GET query strings some clients add), not business parameters.
 const COMMON_PARAMS: &[&str] = &[
@@ -313,9 +311,9 @@ impl App {
             .to_ascii_lowercase()
             .starts_with("application/x-www-form-urlencoded");
         let size_limit = if is_get {
-            GET_MAX_BYTES
+            clb_api::limits::GET_MAX_BYTES
         } else if is_form {
-            V1_MAX_BYTES
+            clb_api::limits::V1_POST_MAX_BYTES
         } else {
             limits.max_body_bytes
         };

@@ -129,11 +129,11 @@ impl Default for Limits {
             rules_per_listener: 50,
             targets_per_listener: 100,
             load_balancers_per_region: 100,
-            create_listener_max_ports: 49,
+            create_listener_max_ports: clb_api::limits::CREATE_LISTENER_PORTS,
             task_duration: Duration::from_millis(200),
             load_balancer_create_duration: Duration::from_secs(1),
             batch_busy_tail: Duration::ZERO,
-            max_body_bytes: 10 * 1024 * 1024,
+            max_body_bytes: clb_api::limits::TC3_POST_MAX_BYTES,
             timestamp_skew: Duration::from_secs(300),
         }
     }

@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use clb_api::model::{self, HealthCheck};
-use clb_api::{ApiError, ErrorCode};
+use clb_api::protocol::{PortClass, Protocol};
+use clb_api::{ApiError, ErrorCode, limits};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -116,7 +117,7 @@ pub struct Listener {
 
 impl Listener {
     fn is_l7(&self) -> bool {
-        matches!(self.protocol.as_str(), "HTTP" | "HTTPS")
+        Protocol::parse(&self.protocol).is_some_and(Protocol::is_l7)
     }
     fn last_port(&self) -> i64 {
         if self.end_port > 0 {
@@ -276,17 +277,12 @@ fn splitmix64(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-fn port_class(protocol: &str) -> u8 {
-    match protocol {
-        "UDP" | "QUIC" => 1,
-        _ => 0,
-    }
+fn port_class(protocol: &str) -> Option<PortClass> {
+    Protocol::parse(protocol).map(Protocol::port_class)
 }
 
-const PROTOCOLS: &[&str] = &["TCP", "UDP", "HTTP", "HTTPS", "TCP_SSL", "QUIC"];
-
-fn default_health_check(protocol: &str) -> Option<HealthCheck> {
-    if matches!(protocol, "HTTP" | "HTTPS") {
+fn default_health_check(protocol: Protocol) -> Option<HealthCheck> {
+    if protocol.is_l7() {
         return None;
     }
     Some(HealthCheck {
@@ -295,14 +291,7 @@ fn default_health_check(protocol: &str) -> Option<HealthCheck> {
         interval_time: Some(5),
         health_num: Some(3),
         un_health_num: Some(3),
-        check_type: Some(
-            if port_class(protocol) == 1 {
-                "PING"
-            } else {
-                "TCP"
-            }
-            .to_string(),
-        ),
+        check_type: Some(protocol.default_check_type().to_string()),
         source_ip_type: Some(0),
         ..HealthCheck::default()
     })
@@ -346,10 +335,13 @@ fn check_scheduler(s: &str) -> Result<String, ApiError> {
 
 fn check_name(name: &str, what: &str) -> Result<(), ApiError> {
     let n = name.chars().count();
-    if n == 0 || n > 80 {
+    if n == 0 || n > limits::NAME_MAX_CHARS {
         return Err(err(
             ErrorCode::InvalidParameterValueLength,
-            format!("The length of {what} should be between 1 and 80."),
+            format!(
+                "The length of {what} should be between 1 and {}.",
+                limits::NAME_MAX_CHARS
+            ),
         ));
     }
     Ok(())
@@ -957,13 +949,14 @@ impl State {
         ctx: &Ctx,
         r: model::CreateListenerRequest,
     ) -> Result<Value, ApiError> {
-        let protocol = r.protocol.to_ascii_uppercase();
-        if !PROTOCOLS.contains(&protocol.as_str()) {
+        let Some(proto) = Protocol::parse(&r.protocol) else {
+            let names: Vec<&str> = Protocol::ALL.iter().map(|p| p.as_str()).collect();
             return Err(invalid_value(format!(
                 "Protocol should be one of {}",
-                PROTOCOLS.join(", ")
+                names.join(", ")
             )));
-        }
+        };
+        let protocol = proto.as_str().to_string();
         if r.ports.is_empty() {
             return Err(ApiError::missing_parameter("Ports"));
         }
@@ -996,12 +989,12 @@ impl State {
             .map(check_scheduler)
             .transpose()?
             .unwrap_or_else(|| "WRR".into());
-        if r.health_check.is_some() && matches!(protocol.as_str(), "HTTP" | "HTTPS") {
+        if r.health_check.is_some() && proto.is_l7() {
             return Err(invalid_value(
                 "HealthCheck is only for TCP/UDP/TCP_SSL/QUIC listeners.",
             ));
         }
-        if protocol == "TCP_SSL" && r.certificate.is_none() && r.multi_cert_info.is_none() {
+        if proto == Protocol::TcpSsl && r.certificate.is_none() && r.multi_cert_info.is_none() {
             return Err(ApiError::missing_parameter("Certificate"));
         }
         let lb_id = r.load_balancer_id.clone();
@@ -1016,7 +1009,7 @@ impl State {
                     ),
                 ));
             }
-            let class = port_class(&protocol);
+            let class = Some(proto.port_class());
             let mut taken: Vec<(i64, i64)> = lb
                 .listeners
                 .iter()
@@ -1035,8 +1028,8 @@ impl State {
                 taken.push((*port, last));
                 let id = state.next_id("lbl");
                 let health = match &r.health_check {
-                    Some(h) => Some(merge_health(default_health_check(&protocol), h)),
-                    None => default_health_check(&protocol),
+                    Some(h) => Some(merge_health(default_health_check(proto), h)),
+                    None => default_health_check(proto),
                 };
                 lb.listeners.push(Listener {
                     listener_id: id.clone(),
@@ -1451,8 +1444,11 @@ impl State {
         r: model::BatchModifyTargetWeightRequest,
     ) -> Result<Value, ApiError> {
         let total: usize = r.modify_list.iter().map(|m| m.targets.len()).sum();
-        if total > 500 {
-            return Err(clb_api::schema::length_error("ModifyList.Targets", 500));
+        if total > limits::WEIGHT_TARGETS_TOTAL {
+            return Err(clb_api::schema::length_error(
+                "ModifyList.Targets",
+                limits::WEIGHT_TARGETS_TOTAL,
+            ));
         }
         let lb_id = r.load_balancer_id.clone();
         self.mutate_lb(ctx, "BatchModifyTargetWeight", &lb_id, true, |_, lb| {

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clb_api::sign::{self, Tc3Received, VerifyOptions};
 use clb_api::{ApiError, ErrorCode, actions, envelope, flatten, schema};
 use parking_lot::Mutex;
-use serde::Serialize;
 use serde_json::Value;
 use tracing::Instrument;
 
+pub use crate::admin_api::LogEntry;
 use crate::config::{Config, Limits};
 use crate::error::FakeError;
 use crate::faults::{Effect, FaultEngine};
@@ -49,22 +49,6 @@ type CommonParams<'a> = (
     Vec<(String, String)>,
     Option<&'a [u8]>,
 );
-
-/// One entry of `GET /_fake/requests`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LogEntry {
-    pub seq: u64,
-    pub time: String,
-    pub elapsed_ms: f64,
-    pub action: String,
-    pub secret_id: String,
-    pub region: String,
-    pub load_balancer_id: Option<String>,
-    pub result: String,
-    pub request_id: String,
-    pub params: Value,
-}
 
 pub struct Inner {
     pub state: State,

@@ -6,10 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use clb_api::model::{self, HealthCheck};
 use clb_api::protocol::{PortClass, Protocol};
 use clb_api::{ApiError, ErrorCode, limits};
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::admin_api::{AccountDump, RegionDump, StateDump, TaskDump};
 use crate::config::{Config, Limits};
 
 /// How the task created by an async call ends (set by `failTask` / `hangTask` faults).
@@ -33,7 +35,7 @@ pub struct Ctx<'a> {
     pub task_mode: TaskMode,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Backend {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -71,7 +73,7 @@ impl TargetKey {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Rule {
     pub location_id: String,
@@ -82,15 +84,17 @@ pub struct Rule {
     pub forward_type: String,
     pub default_server: bool,
     pub http2: bool,
+    #[schemars(with = "Option<Value>")]
     pub health_check: Option<HealthCheck>,
     /// Domain certificate (SNI): set by CreateRule, changed per domain by ModifyDomainAttributes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Value>")]
     pub certificate: Option<model::Certificate>,
     pub created_ms: u64,
     pub targets: Vec<Backend>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Listener {
     pub listener_id: String,
@@ -98,8 +102,10 @@ pub struct Listener {
     pub port: i64,
     pub end_port: i64,
     pub name: String,
+    #[schemars(with = "Option<Value>")]
     pub health_check: Option<HealthCheck>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Value>")]
     pub certificate: Option<model::Certificate>,
     pub scheduler: String,
     pub session_expire_time: i64,
@@ -128,14 +134,14 @@ impl Listener {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Tag {
     pub tag_key: String,
     pub tag_value: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoadBalancer {
     pub load_balancer_id: String,
@@ -1724,34 +1730,43 @@ impl State {
     }
 
     /// The `/_fake/state` view: no secrets, no rollback snapshots.
-    pub fn dump(&self, secret_id: Option<&str>, region: Option<&str>) -> Value {
-        let accounts: Vec<Value> = self
+    pub fn dump(&self, secret_id: Option<&str>, region: Option<&str>) -> StateDump {
+        let accounts = self
             .accounts
             .iter()
             .filter(|(sid, _)| secret_id.is_none_or(|s| s == sid.as_str()))
-            .map(|(sid, a)| {
-                let regions: serde_json::Map<String, Value> = a
+            .map(|(sid, a)| AccountDump {
+                secret_id: sid.clone(),
+                app_id: a.app_id,
+                regions: a
                     .regions
                     .iter()
                     .filter(|(r, _)| region.is_none_or(|x| x == r.as_str()))
-                    .map(|(r, g)| {
-                        let lbs: Vec<Value> = g.load_balancers.values().map(to_value).collect();
-                        let tasks: Vec<Value> = g
-                            .tasks
-                            .values()
-                            .map(|t| {
-                                json!({"taskId": t.task_id, "action": t.action, "loadBalancerId": t.load_balancer_id,
-                                       "loadBalancerIds": t.load_balancer_ids, "status": t.status(), "message": t.fail_message,
-                                       "createdMs": t.created_ms, "doneMs": t.done_ms})
-                            })
-                            .collect();
-                        (r.clone(), json!({"loadBalancers": lbs, "tasks": tasks}))
-                    })
-                    .collect();
-                json!({"secretId": sid, "appId": a.app_id, "regions": regions})
+                    .map(|(r, g)| (r.clone(), region_dump(g)))
+                    .collect(),
             })
             .collect();
-        json!({ "accounts": accounts })
+        StateDump { accounts }
+    }
+}
+
+fn region_dump(g: &Region) -> RegionDump {
+    RegionDump {
+        load_balancers: g.load_balancers.values().cloned().collect(),
+        tasks: g
+            .tasks
+            .values()
+            .map(|t| TaskDump {
+                task_id: t.task_id.clone(),
+                action: t.action.clone(),
+                load_balancer_id: t.load_balancer_id.clone(),
+                load_balancer_ids: t.load_balancer_ids.clone(),
+                status: t.status(),
+                message: t.fail_message.clone(),
+                created_ms: t.created_ms,
+                done_ms: t.done_ms,
+            })
+            .collect(),
     }
 }
 

@@ -171,6 +171,16 @@ pub struct Limits {
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
     pub timestamp_skew: Duration,
+    /// Most entries the request log keeps (oldest dropped first).
+    pub request_log_max_entries: usize,
+    /// Most bytes (estimated) the request log keeps (oldest dropped first).
+    pub request_log_max_bytes: usize,
+    /// Largest listener `IdleConnectTimeout` in seconds: 900 on standard load balancers, up to 1980 on
+    /// performance-capacity ones.
+    pub idle_connect_timeout_max: i64,
+    /// Whether a TC3 POST must say exactly `Content-Type: application/json` (parameters such as
+    /// `; charset=utf-8` allowed); when false any type starting with `application/json` passes.
+    pub strict_json_content_type: bool,
 }
 
 impl Default for Limits {
@@ -187,6 +197,10 @@ impl Default for Limits {
             batch_busy_tail: Duration::ZERO,
             max_body_bytes: clb_api::limits::TC3_POST_MAX_BYTES,
             timestamp_skew: Duration::from_secs(300),
+            request_log_max_entries: 100_000,
+            request_log_max_bytes: 64 * 1024 * 1024,
+            idle_connect_timeout_max: clb_api::limits::IDLE_CONNECT_TIMEOUT.1,
+            strict_json_content_type: true,
         }
     }
 }
@@ -238,6 +252,14 @@ pub struct LimitsPatch {
     )]
     #[schemars(with = "Option<String>")]
     pub timestamp_skew: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_log_max_entries: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_log_max_bytes: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_connect_timeout_max: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict_json_content_type: Option<bool>,
 }
 
 /// What a firing fault rule does to the request.
@@ -410,6 +432,9 @@ pub struct LogEntry {
     pub request_id: String,
     /// The business parameters as received (null when they were not kept).
     pub params: Value,
+    /// Set when the parameters of a refused request were too large to keep: their size in bytes of JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params_omitted_bytes: Option<usize>,
 }
 
 /// Body of the console deletions: which object to remove out of band (as someone using the web console would).

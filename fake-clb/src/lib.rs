@@ -10,6 +10,7 @@ pub mod error;
 pub mod faults;
 pub mod http;
 pub mod metrics;
+pub mod request_log;
 pub mod state;
 
 pub use config::{Config, Limits};

@@ -1003,6 +1003,19 @@ impl State {
         if proto == Protocol::TcpSsl && r.certificate.is_none() && r.multi_cert_info.is_none() {
             return Err(ApiError::missing_parameter("Certificate"));
         }
+        validate::listener_values(
+            &validate::ListenerValues {
+                session_expire_time: r.session_expire_time,
+                idle_connect_timeout: r.idle_connect_timeout,
+                target_type: r.target_type.as_deref(),
+                session_type: r.session_type.as_deref(),
+                data_compress_mode: r.data_compress_mode.as_deref(),
+            },
+            ctx.limits,
+        )?;
+        if let Some(h) = &r.health_check {
+            validate::health_check(&merge_health(default_health_check(proto), h))?;
+        }
         let lb_id = r.load_balancer_id.clone();
         let limits = ctx.limits;
         let ids = self.mutate_lb(ctx, "CreateListener", &lb_id, true, |state, lb| {
@@ -1136,6 +1149,16 @@ impl State {
             check_name(n, "ListenerName")?;
         }
         let scheduler = r.scheduler.as_deref().map(check_scheduler).transpose()?;
+        validate::listener_values(
+            &validate::ListenerValues {
+                session_expire_time: r.session_expire_time,
+                idle_connect_timeout: r.idle_connect_timeout,
+                target_type: r.target_type.as_deref(),
+                session_type: r.session_type.as_deref(),
+                data_compress_mode: r.data_compress_mode.as_deref(),
+            },
+            ctx.limits,
+        )?;
         let lb_id = r.load_balancer_id.clone();
         self.mutate_lb(ctx, "ModifyListener", &lb_id, true, |_, lb| {
             let l = find_listener(lb, &r.listener_id)?;
@@ -1148,7 +1171,9 @@ impl State {
                         "HealthCheck of HTTP/HTTPS listeners is set on rules.",
                     ));
                 }
-                l.health_check = Some(merge_health(l.health_check.take(), h));
+                let merged = merge_health(l.health_check.clone(), h);
+                validate::health_check(&merged)?;
+                l.health_check = Some(merged);
             }
             if let Some(s) = scheduler {
                 l.scheduler = s;
@@ -1216,6 +1241,7 @@ impl State {
                 let scheduler = input.scheduler.as_deref().map(check_scheduler).transpose()?.unwrap_or_else(|| "WRR".into());
                 let id = state.next_id("loc");
                 let health = merge_health(Some(default_rule_health_check()), &input.health_check.clone().unwrap_or_default());
+                validate::health_check(&health)?;
                 let first_for_domain = !l.rules.iter().any(|x| x.domain == domain);
                 l.rules.push(Rule {
                     location_id: id.clone(),
@@ -1282,7 +1308,9 @@ impl State {
                 rule.url = u.clone();
             }
             if let Some(h) = &r.health_check {
-                rule.health_check = Some(merge_health(rule.health_check.take(), h));
+                let merged = merge_health(rule.health_check.clone(), h);
+                validate::health_check(&merged)?;
+                rule.health_check = Some(merged);
             }
             if let Some(s) = scheduler {
                 rule.scheduler = s;
@@ -1822,11 +1850,16 @@ fn target_key(
         (Some(_), Some(_)) | (None, None) => Err(ApiError::invalid_parameter(
             "Exactly one of InstanceId and EniIp must be given for each target.",
         )),
-        (i, e) => Ok(TargetKey {
-            ip: e.map(str::to_string),
-            instance_id: i.map(str::to_string),
-            port,
-        }),
+        (i, e) => {
+            if let Some(ip) = e {
+                validate::eni_ip(ip)?;
+            }
+            Ok(TargetKey {
+                ip: e.map(str::to_string),
+                instance_id: i.map(str::to_string),
+                port,
+            })
+        }
     }
 }
 
@@ -2048,6 +2081,8 @@ fn lb_output(lb: &LoadBalancer, region: &str, want_count: bool) -> model::LoadBa
         target_count: want_count.then_some(targets as i64),
     }
 }
+
+mod validate;
 
 #[cfg(test)]
 mod tests;

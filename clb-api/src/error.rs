@@ -5,7 +5,8 @@ use std::str::FromStr;
 
 macro_rules! error_codes {
     ($($variant:ident => $s:literal,)*) => {
-        /// Every error code the CLB surface can return (spec §3.1 and §3.2); unknown codes keep their text in `Other`.
+        /// Every error code the CLB surface can return (the common API 3.0 codes and the CLB ones); unknown codes
+        /// keep their text in `Other`.
         #[derive(Debug, Clone, PartialEq, Eq, Hash)]
         pub enum ErrorCode {
             $($variant,)*

@@ -38,6 +38,17 @@ fn flatten_into(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
     }
 }
 
+/// Most dot-separated segments in one flattened key. The deepest real CLB parameter
+/// (`ModifyList.0.Targets.0.Port`, `MultiCertInfo.CertList.0.CertId`) has 5; anything much deeper is an attack
+/// on the parser, refused before any tree is built so that neither building, walking nor dropping it recurses
+/// deeply.
+pub const MAX_KEY_DEPTH: usize = 16;
+/// Longest flattened key in bytes; real keys are under 60.
+pub const MAX_KEY_BYTES: usize = 256;
+/// Most parameters in one request: a full BatchModifyTargetWeight (500 targets of 6 fields in 100 rules) has
+/// about 3,600.
+pub const MAX_PARAMS: usize = 10_000;
+
 #[derive(Debug)]
 enum Node {
     Leaf(String),
@@ -52,7 +63,10 @@ fn conflict(key: &str) -> ApiError {
 
 /// Rebuilds a JSON object from flattened pairs, coercing leaves with `fields`.
 /// Booleans accept `true`/`false` in any case (Python sends `True`).
+/// Keys deeper than [`MAX_KEY_DEPTH`], longer than [`MAX_KEY_BYTES`], or more than [`MAX_PARAMS`] pairs are
+/// `InvalidParameter`, checked before anything is built.
 pub fn unflatten(pairs: &[(String, String)], fields: &[Field]) -> Result<Value, ApiError> {
+    check_bounds(pairs)?;
     let mut root: BTreeMap<String, Node> = BTreeMap::new();
     for (key, value) in pairs {
         let parts: Vec<&str> = key.split('.').collect();
@@ -78,6 +92,30 @@ pub fn unflatten(pairs: &[(String, String)], fields: &[Field]) -> Result<Value, 
         }
     }
     convert_object(fields, root, "")
+}
+
+/// The size bounds of a flattened request (see [`unflatten`]).
+pub fn check_bounds(pairs: &[(String, String)]) -> Result<(), ApiError> {
+    if pairs.len() > MAX_PARAMS {
+        return Err(ApiError::invalid_parameter(format!(
+            "The request has {} parameters; at most {MAX_PARAMS} are accepted.",
+            pairs.len()
+        )));
+    }
+    for (key, _) in pairs {
+        let shown: String = key.chars().take(64).collect();
+        if key.len() > MAX_KEY_BYTES {
+            return Err(ApiError::invalid_parameter(format!(
+                "The parameter name `{shown}…` is longer than {MAX_KEY_BYTES} bytes."
+            )));
+        }
+        if key.split('.').count() > MAX_KEY_DEPTH {
+            return Err(ApiError::invalid_parameter(format!(
+                "The parameter name `{shown}` nests deeper than {MAX_KEY_DEPTH} levels."
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn join(path: &str, name: &str) -> String {
@@ -234,6 +272,38 @@ mod tests {
         )
         .unwrap();
         assert_eq!(v["SnatEnable"], json!(true));
+    }
+
+    #[test]
+    fn hostile_keys_are_refused_without_deep_recursion() {
+        let base = [
+            ("LoadBalancerId", "x"),
+            ("Ports.0", "1"),
+            ("Protocol", "TCP"),
+        ];
+        let with = |key: String| {
+            let mut p = pairs(&base);
+            p.push((key, "v".into()));
+            p
+        };
+        // 1,000 nested levels under a field that takes anything.
+        let deep = format!("MultiCertInfo{}", ".a".repeat(1000));
+        let e = unflatten(&with(deep), CREATE_LISTENER).unwrap_err();
+        assert_eq!(e.code, crate::ErrorCode::InvalidParameter);
+        // An unknown key made of 30,000 dots.
+        let e = unflatten(&with(".".repeat(30_000)), CREATE_LISTENER).unwrap_err();
+        assert_eq!(e.code, crate::ErrorCode::InvalidParameter);
+        // A long key, and too many parameters.
+        let e = unflatten(&with("A".repeat(MAX_KEY_BYTES + 1)), CREATE_LISTENER).unwrap_err();
+        assert_eq!(e.code, crate::ErrorCode::InvalidParameter);
+        let mut many = pairs(&base);
+        many.extend((0..MAX_PARAMS).map(|i| (format!("ListenerNames.{i}"), "n".to_string())));
+        let e = unflatten(&many, CREATE_LISTENER).unwrap_err();
+        assert_eq!(e.code, crate::ErrorCode::InvalidParameter);
+        assert!(e.message.contains("parameters"), "{}", e.message);
+        // The deepest real keys still work.
+        let ok = with(format!("MultiCertInfo{}", ".a".repeat(MAX_KEY_DEPTH - 1)));
+        assert!(unflatten(&ok, CREATE_LISTENER).is_ok());
     }
 
     #[test]

@@ -241,8 +241,11 @@ pub fn secret_id_not_found() -> ApiError {
     )
 }
 
+/// Refuses a timestamp further than `max_skew_secs` from the server clock. The distance is computed in i128 so
+/// that any i64 a client sends (even -2^63) is an expired signature, never an overflow.
 fn check_skew(timestamp: i64, opts: &VerifyOptions) -> Result<(), ApiError> {
-    if (opts.now - timestamp).abs() > opts.max_skew_secs {
+    let distance = (i128::from(opts.now) - i128::from(timestamp)).abs();
+    if distance > i128::from(opts.max_skew_secs) {
         return Err(ApiError::new(
             ErrorCode::AuthFailureSignatureExpire,
             format!(
@@ -616,6 +619,63 @@ mod tests {
         .unwrap();
         assert_eq!(ok.service, "clb");
         assert_eq!(ok.signed_headers, vec!["content-type", "host"]);
+    }
+
+    #[test]
+    fn extreme_timestamps_are_expired_not_a_panic() {
+        let opts = VerifyOptions {
+            now: 1_700_000_000,
+            max_skew_secs: 300,
+            required_service: None,
+        };
+        for ts in [i64::MIN, i64::MIN + 1, i64::MAX, -1_700_000_000] {
+            let e = check_skew(ts, &opts).unwrap_err();
+            assert_eq!(e.code, ErrorCode::AuthFailureSignatureExpire, "{ts}");
+        }
+        let extreme = VerifyOptions {
+            now: i64::MIN,
+            ..opts
+        };
+        assert!(check_skew(i64::MAX, &extreme).is_err());
+        // Through both verifiers, with a known SecretId.
+        let hdrs = [
+            (
+                "authorization",
+                "TC3-HMAC-SHA256 Credential=AKIDx/2020-01-01/clb/tc3_request, SignedHeaders=content-type;host, Signature=ab",
+            ),
+            ("x-tc-timestamp", "-9223372036854775808"),
+        ];
+        let lookup = |n: &str| {
+            hdrs.iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.to_string())
+        };
+        let req = Tc3Received {
+            method: "POST",
+            raw_query: "",
+            body: b"{}",
+            header: &lookup,
+        };
+        let keys = |id: &str| (id == "AKIDx").then(|| "k".to_string());
+        let opts = VerifyOptions {
+            now: 1_700_000_000,
+            max_skew_secs: 300,
+            required_service: None,
+        };
+        let e = verify_tc3(&req, &keys, &opts).unwrap_err();
+        assert_eq!(e.code, ErrorCode::AuthFailureSignatureExpire);
+        let params: Vec<(String, String)> = [
+            ("Action", "DescribeQuota"),
+            ("SecretId", "AKIDx"),
+            ("Timestamp", "-9223372036854775807"),
+            ("Nonce", "1"),
+            ("Signature", "x"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        let e = verify_v1("POST", "h", &params, &keys, &opts).unwrap_err();
+        assert_eq!(e.code, ErrorCode::AuthFailureSignatureExpire);
     }
 
     mod props {

@@ -1,26 +1,24 @@
 //! The shared application: configuration, the state core behind one lock, faults, rate limits,
 //! the request log, persistence, and the API request pipeline (gateway checks, then the state core).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clb_api::sign::{self, Tc3Received, VerifyOptions};
 use clb_api::{ApiError, ErrorCode, actions, envelope, flatten, schema};
 use parking_lot::Mutex;
-use serde::Serialize;
 use serde_json::Value;
 use tracing::Instrument;
 
+pub use crate::admin_api::LogEntry;
 use crate::config::{Config, Limits};
 use crate::error::FakeError;
 use crate::faults::{Effect, FaultEngine};
 use crate::metrics::Metrics;
+use crate::request_log::RequestLog;
 use crate::state::{Ctx, State, TaskMode};
 
-const GET_MAX_BYTES: usize = 32 * 1024;
-const V1_MAX_BYTES: usize = 1024 * 1024;
-const REQUEST_LOG_MAX: usize = 100_000;
 /// Parameters of the v1 envelope (and of TC3 GET query strings some clients add), not business parameters.
 const COMMON_PARAMS: &[&str] = &[
     "Action",
@@ -52,28 +50,11 @@ type CommonParams<'a> = (
     Option<&'a [u8]>,
 );
 
-/// One entry of `GET /_fake/requests`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LogEntry {
-    pub seq: u64,
-    pub time: String,
-    pub elapsed_ms: f64,
-    pub action: String,
-    pub secret_id: String,
-    pub region: String,
-    pub load_balancer_id: Option<String>,
-    pub result: String,
-    pub request_id: String,
-    pub params: Value,
-}
-
 pub struct Inner {
     pub state: State,
     pub limits: Limits,
     pub faults: FaultEngine,
-    pub log: VecDeque<LogEntry>,
-    pub log_seq: u64,
+    pub log: RequestLog,
     /// (secretId, action) -> (unix second, count in that second).
     pub rate: HashMap<(String, String), (u64, u64)>,
 }
@@ -127,6 +108,17 @@ fn header(headers: &http::HeaderMap, name: &str) -> Option<String> {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
+}
+
+/// Whether a TC3 POST's Content-Type is JSON: the media type (before any `;` parameter) must be exactly
+/// `application/json` (any case); without `strict`, any type starting with `application/json` passes.
+fn is_json(content_type: &str, strict: bool) -> bool {
+    let lower = content_type.to_ascii_lowercase();
+    if strict {
+        lower.split(';').next().map(str::trim) == Some("application/json")
+    } else {
+        lower.starts_with("application/json")
+    }
 }
 
 fn decode_pairs(text: &str) -> Result<Vec<(String, String)>, ApiError> {
@@ -190,8 +182,7 @@ impl App {
             state,
             limits: config.limits.clone(),
             faults: FaultEngine::new(seed),
-            log: VecDeque::new(),
-            log_seq: 0,
+            log: RequestLog::default(),
             rate: HashMap::new(),
         };
         Ok(App {
@@ -227,6 +218,28 @@ impl App {
         inner.log.clear();
         inner.rate.clear();
         self.persist(&inner.state)
+    }
+
+    /// The most body bytes worth reading: the larger of the TC3 limit (`maxBodyBytes`) and the v1 form limit,
+    /// plus one so that a body just over the limit is still answered by the pipeline's size check.
+    pub fn body_read_cap(&self) -> usize {
+        let tc3 = self.inner.lock().limits.max_body_bytes;
+        tc3.max(clb_api::limits::V1_POST_MAX_BYTES)
+            .saturating_add(1)
+    }
+
+    /// Answers a request refused before the pipeline could look at it (e.g. a body over the read cap) with the
+    /// error envelope, and logs it without parameters.
+    pub fn refuse(&self, headers: &http::HeaderMap, error: ApiError) -> Value {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let seen = Seen {
+            action: header(headers, "x-tc-action")
+                .filter(|a| actions::find(a).is_some())
+                .unwrap_or_default(),
+            ..Seen::default()
+        };
+        self.record(&seen, error.code.as_str(), &request_id, Instant::now());
+        envelope::api_error(&error, &request_id)
     }
 
     /// Answers one API request; everything it logs is inside one span with the action and request id.
@@ -270,9 +283,8 @@ impl App {
             "request"
         );
         let mut inner = self.inner.lock();
-        inner.log_seq += 1;
         let entry = LogEntry {
-            seq: inner.log_seq,
+            seq: 0,
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             elapsed_ms: elapsed.as_secs_f64() * 1000.0,
             action: action.to_string(),
@@ -282,14 +294,17 @@ impl App {
             result: result.to_string(),
             request_id: request_id.to_string(),
             params: seen.params.clone(),
+            params_omitted_bytes: None,
         };
-        if inner.log.len() >= REQUEST_LOG_MAX {
-            inner.log.pop_front();
-        }
-        inner.log.push_back(entry);
+        let (max_entries, max_bytes) = (
+            inner.limits.request_log_max_entries,
+            inner.limits.request_log_max_bytes,
+        );
+        inner.log.push(entry, max_entries, max_bytes);
     }
 
-    /// Gateway checks in the order of spec §1.8, then faults and the state core.
+    /// Gateway checks in the order the real gateway applies them (method, size, scheme, action, version,
+    /// signature, region, rate limit, schema), then faults and the state core.
     /// `Ok(None)` means: drop the connection.
     async fn pipeline(
         &self,
@@ -313,9 +328,9 @@ impl App {
             .to_ascii_lowercase()
             .starts_with("application/x-www-form-urlencoded");
         let size_limit = if is_get {
-            GET_MAX_BYTES
+            clb_api::limits::GET_MAX_BYTES
         } else if is_form {
-            V1_MAX_BYTES
+            clb_api::limits::V1_POST_MAX_BYTES
         } else {
             limits.max_body_bytes
         };
@@ -354,10 +369,7 @@ impl App {
                     .filter(|(k, _)| !COMMON_PARAMS.contains(&k.as_str()))
                     .collect();
                 json_body = None;
-            } else if content_type
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-            {
+            } else if is_json(&content_type, limits.strict_json_content_type) {
                 business_pairs = Vec::new();
                 json_body = Some(&req.body);
             } else {

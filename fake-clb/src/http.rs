@@ -10,6 +10,8 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use clb_api::{ApiError, ErrorCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
@@ -19,9 +21,6 @@ use tower::ServiceExt;
 use crate::app::{ApiOutcome, ApiRequest, App};
 use crate::config::Config;
 use crate::error::FakeError;
-
-/// Hard cap on bodies read at all; the API's own limit (maxBodyBytes) is checked inside with a real error code.
-const READ_CAP_BYTES: usize = 64 * 1024 * 1024;
 
 /// Lets a handler close its own connection without answering.
 #[derive(Clone)]
@@ -37,14 +36,32 @@ pub fn json_response(body: &serde_json::Value) -> Response {
     resp
 }
 
+/// Reads at most `cap` bytes of the body; a longer body is `RequestSizeLimitExceeded` without reading the rest.
+async fn read_body(body: Body, cap: usize) -> Result<Bytes, ApiError> {
+    match Limited::new(body, cap).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(ApiError::new(
+            ErrorCode::RequestSizeLimitExceeded,
+            format!("The request body exceeds the limit {cap} bytes."),
+        )),
+        Err(e) => Err(ApiError::invalid_parameter(format!(
+            "The request body could not be read: {e}"
+        ))),
+    }
+}
+
 async fn api_handler(
     State(app): State<Arc<App>>,
     kill: Option<axum::Extension<ConnKill>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let body = match read_body(body, app.body_read_cap()).await {
+        Ok(b) => b,
+        Err(e) => return json_response(&app.refuse(&headers, e)),
+    };
     let req = ApiRequest {
         method: method.as_str().to_string(),
         raw_query: uri.query().unwrap_or_default().to_string(),
@@ -66,7 +83,7 @@ async fn api_handler(
 pub fn api_router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", any(api_handler))
-        .layer(DefaultBodyLimit::max(READ_CAP_BYTES))
+        .layer(DefaultBodyLimit::disable())
         .with_state(app)
 }
 

@@ -2,12 +2,15 @@
 //! the one-task-per-LB lock, quotas, rate limits, scripted faults, a control API and a persistent state file.
 
 pub mod admin;
+pub mod admin_api;
+pub mod admin_client;
 pub mod app;
 pub mod config;
 pub mod error;
 pub mod faults;
 pub mod http;
 pub mod metrics;
+pub mod request_log;
 pub mod state;
 
 pub use config::{Config, Limits};

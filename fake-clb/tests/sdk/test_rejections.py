@@ -259,3 +259,29 @@ def test_unknown_listener_in_batch_register(clb):
 def test_unknown_task_id(clb):
     with raises_code("InvalidParameter"):
         call(clb, "DescribeTaskStatus", TaskId=str(uuid.uuid4()))
+
+
+# -- parameter values the real API refuses ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("params, code", [
+    ({"SessionExpireTime": 5}, "InvalidParameterValue.Range"),
+    ({"SessionExpireTime": 99999}, "InvalidParameterValue.Range"),
+    ({"IdleConnectTimeout": 1}, "InvalidParameterValue.Range"),
+    ({"TargetType": "FOO"}, "InvalidParameterValue"),
+    ({"SessionType": "FOO"}, "InvalidParameterValue"),
+    ({"DataCompressMode": "FOO"}, "InvalidParameterValue"),
+    ({"HealthCheck": {"CheckType": "FOO"}}, "InvalidParameterValue"),
+    ({"HealthCheck": {"TimeOut": 10, "IntervalTime": 5}}, "InvalidParameterValue"),
+])
+def test_create_listener_refuses_values_out_of_the_real_domain(clb, params, code):
+    with raises_code(code):
+        call(clb, "CreateListener", LoadBalancerId=LB_A_OPEN, Ports=[18080], Protocol="TCP", **params)
+    assert all(item["Port"] != 18080 for item in describe_listeners(clb, LB_A_OPEN))
+
+
+@pytest.mark.parametrize("eni_ip", ["10.0.0.256", "not-an-ip", "::1"])
+def test_register_targets_refuses_a_non_ipv4_eni_ip(clb, eni_ip):
+    lid = create_listeners(clb, LB_A_OPEN, "TCP", [18081])[0]
+    with raises_code("InvalidParameterValue"):
+        call(clb, "RegisterTargets", LoadBalancerId=LB_A_OPEN, ListenerId=lid,
+             Targets=[{"EniIp": eni_ip, "Port": 8080}])

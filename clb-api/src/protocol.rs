@@ -2,20 +2,29 @@
 
 use std::fmt;
 
-/// A CLB listener protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Listener protocol, upper case as the CLB API spells it: TCP, TCP_SSL, HTTP, HTTPS, UDP or QUIC.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub enum Protocol {
     /// Layer-4 TCP.
+    #[serde(rename = "TCP")]
     Tcp,
     /// Layer-4 TCP with TLS offload (needs a certificate).
+    #[serde(rename = "TCP_SSL")]
     TcpSsl,
     /// Layer-7 HTTP: targets and health checks live on the listener's rules.
+    #[serde(rename = "HTTP")]
     Http,
     /// Layer-7 HTTPS: targets and health checks live on the listener's rules.
+    #[serde(rename = "HTTPS")]
     Https,
     /// Layer-4 UDP.
+    #[serde(rename = "UDP")]
     Udp,
     /// Layer-4 QUIC (UDP port space).
+    #[serde(rename = "QUIC")]
     Quic,
 }
 
@@ -52,8 +61,9 @@ impl Protocol {
         }
     }
 
-    /// Parses a protocol name case-insensitively, as the API accepts it.
+    /// Parses a protocol name case-insensitively (surrounding blanks ignored), as the API accepts it.
     pub fn parse(name: &str) -> Option<Protocol> {
+        let name = name.trim();
         Protocol::ALL
             .into_iter()
             .find(|p| p.as_str().eq_ignore_ascii_case(name))

@@ -244,7 +244,7 @@ fn schema_has_port_bounds_and_protocol_enums() {
         0,
         65535,
     );
-    let protocols = ["TCP", "UDP", "TCP_SSL", "QUIC", "HTTP", "HTTPS"];
+    let protocols = ["TCP", "TCP_SSL", "HTTP", "HTTPS", "UDP", "QUIC"];
     assert_eq!(
         enum_strings(schema_at(&ing, &["spec", "rules", "[]", "protocol"])),
         protocols

@@ -8,71 +8,8 @@ use std::borrow::Cow;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
-/// Listener protocol. The CRD schema accepts exactly these upper-case spellings.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
-pub enum Protocol {
-    #[serde(rename = "TCP")]
-    Tcp,
-    #[serde(rename = "UDP")]
-    Udp,
-    #[serde(rename = "TCP_SSL")]
-    TcpSsl,
-    #[serde(rename = "QUIC")]
-    Quic,
-    #[serde(rename = "HTTP")]
-    Http,
-    #[serde(rename = "HTTPS")]
-    Https,
-}
-
-impl Protocol {
-    /// Every protocol, in schema order.
-    pub const ALL: [Protocol; 6] = [
-        Protocol::Tcp,
-        Protocol::Udp,
-        Protocol::TcpSsl,
-        Protocol::Quic,
-        Protocol::Http,
-        Protocol::Https,
-    ];
-
-    /// The wire spelling (`"TCP_SSL"`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "TCP",
-            Protocol::Udp => "UDP",
-            Protocol::TcpSsl => "TCP_SSL",
-            Protocol::Quic => "QUIC",
-            Protocol::Http => "HTTP",
-            Protocol::Https => "HTTPS",
-        }
-    }
-
-    /// Case-insensitive parse, as the original classifies protocols case-insensitively.
-    pub fn parse(s: &str) -> Option<Protocol> {
-        Protocol::ALL
-            .into_iter()
-            .find(|p| p.as_str().eq_ignore_ascii_case(s.trim()))
-    }
-
-    /// HTTP and HTTPS listeners carry `rules[]` (domain + path); every other protocol carries one target group.
-    pub fn is_layer7(self) -> bool {
-        matches!(self, Protocol::Http | Protocol::Https)
-    }
-
-    /// The token used inside listener names: lower case with `_` removed (`TCP_SSL` → `tcpssl`).
-    pub fn name_token(self) -> String {
-        self.as_str().to_ascii_lowercase().replace('_', "")
-    }
-}
-
-impl std::fmt::Display for Protocol {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Listener protocol. The CRD schema accepts exactly the API's upper-case spellings.
+pub use clb_api::protocol::Protocol;
 
 /// CLB scheduling algorithm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -299,16 +236,14 @@ mod tests {
 
     #[test]
     fn protocol_name_token_drops_underscore() {
-        assert_eq!(Protocol::TcpSsl.name_token(), "tcpssl");
-        assert_eq!(Protocol::Udp.name_token(), "udp");
+        use crate::api::naming::protocol_token;
+        assert_eq!(protocol_token(Protocol::TcpSsl), "tcpssl");
+        assert_eq!(protocol_token(Protocol::Udp), "udp");
     }
 
     #[test]
     fn only_http_and_https_are_layer7() {
-        let l7: Vec<_> = Protocol::ALL
-            .into_iter()
-            .filter(|p| p.is_layer7())
-            .collect();
+        let l7: Vec<_> = Protocol::ALL.into_iter().filter(|p| p.is_l7()).collect();
         assert_eq!(l7, vec![Protocol::Http, Protocol::Https]);
     }
 

@@ -15,6 +15,11 @@
 
 use super::common::Protocol;
 
+/// The protocol as it appears inside listener names: lower case with `_` removed (`TCP_SSL` → `tcpssl`).
+pub fn protocol_token(p: Protocol) -> String {
+    p.as_str().to_ascii_lowercase().replace('_', "")
+}
+
 /// The general form `<lbID>[-<proto>]-<port>[-<end>]`; `end_port: Some(0)` yields the literal `-0` of
 /// per-port mapping listeners, `None` omits the suffix.
 pub fn listener_name(
@@ -27,7 +32,7 @@ pub fn listener_name(
     name.push_str(lb_id);
     if let Some(p) = protocol {
         name.push('-');
-        name.push_str(&p.name_token());
+        name.push_str(&protocol_token(p));
     }
     name.push('-');
     name.push_str(&port.to_string());
@@ -46,7 +51,7 @@ pub fn rule_listener_name(
     protocol: Protocol,
     tcp_udp_port_reuse: bool,
 ) -> String {
-    let proto = (tcp_udp_port_reuse && !protocol.is_layer7()).then_some(protocol);
+    let proto = (tcp_udp_port_reuse && !protocol.is_l7()).then_some(protocol);
     listener_name(lb_id, port, None, proto)
 }
 

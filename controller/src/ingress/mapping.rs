@@ -83,7 +83,7 @@ pub(crate) fn mapping_drafts(
     let rs_start = i64::from(m.rs_start_port.unwrap_or(0));
     let fixed = m.is_rs_port_fixed.unwrap_or(false);
     let use_host_port = m.host_port.unwrap_or(false);
-    let l7 = m.protocol.is_layer7();
+    let l7 = m.protocol.is_l7();
 
     let mut drafts = Vec::new();
     for i in i64::from(m.start_index.max(0))..i64::from(m.end_index) {

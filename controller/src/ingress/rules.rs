@@ -15,7 +15,7 @@ pub(crate) fn rule_draft(
     problems: &mut Vec<Problem>,
 ) -> Draft {
     let path = format!("spec.rules[{index}]");
-    if !rule.protocol.is_layer7() {
+    if !rule.protocol.is_l7() {
         let backends = services_backends(&path, &rule.services, namespace, world, problems);
         return Draft {
             source: path,

@@ -48,7 +48,7 @@ pub fn validate(ingress: &Ingress, settings: &Settings) -> Vec<String> {
 /// One rule: protocol-specific fields, certificates, services and routes; returns its port.
 fn check_rule(path: &str, rule: &IngressRule, errors: &mut Vec<String>) -> PortRange {
     let p = rule.protocol;
-    if p.is_layer7() {
+    if p.is_l7() {
         if rule.layer7_routes.is_empty() {
             errors.push(format!("{path}.layer7Routes: required for {p} rules"));
         }
@@ -158,10 +158,10 @@ fn check_mapping(
             "{path}.segmentLength: port segments need TCP or UDP, not {p} (set ignoreSegment: true for one listener per port)"
         ));
     }
-    if p.is_layer7() && m.routes.is_empty() {
+    if p.is_l7() && m.routes.is_empty() {
         errors.push(format!("{path}.routes: required for {p} mappings"));
     }
-    if !p.is_layer7() && !m.routes.is_empty() {
+    if !p.is_l7() && !m.routes.is_empty() {
         errors.push(format!(
             "{path}.routes: only HTTP and HTTPS mappings have routes, not {p}"
         ));

@@ -9,87 +9,8 @@ use std::fmt;
 /// `namespace/name` of the Listener CR a desired (or deleting) listener comes from.
 pub type OwnerRef = String;
 
-/// A CLB listener protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Protocol {
-    /// Layer-4 TCP.
-    Tcp,
-    /// Layer-4 TCP with TLS offload.
-    TcpSsl,
-    /// Layer-7 HTTP (targets live on rules).
-    Http,
-    /// Layer-7 HTTPS (targets live on rules).
-    Https,
-    /// Layer-4 UDP.
-    Udp,
-    /// Layer-4 QUIC.
-    Quic,
-}
-
-/// Protocols of one class share a port space on a load balancer (TCP:80 and HTTP:80 collide,
-/// TCP:80 and UDP:80 do not).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum PortClass {
-    /// TCP, TCP_SSL, HTTP, HTTPS.
-    Tcp,
-    /// UDP, QUIC.
-    Udp,
-}
-
-impl Protocol {
-    /// Every protocol, for tests and parsing.
-    pub const ALL: [Protocol; 6] = [
-        Protocol::Tcp,
-        Protocol::TcpSsl,
-        Protocol::Http,
-        Protocol::Https,
-        Protocol::Udp,
-        Protocol::Quic,
-    ];
-
-    /// The upper-case name the CLB API uses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "TCP",
-            Protocol::TcpSsl => "TCP_SSL",
-            Protocol::Http => "HTTP",
-            Protocol::Https => "HTTPS",
-            Protocol::Udp => "UDP",
-            Protocol::Quic => "QUIC",
-        }
-    }
-
-    /// Parses a protocol name case-insensitively, as the CLB API accepts it.
-    pub fn parse(name: &str) -> Option<Protocol> {
-        Protocol::ALL
-            .into_iter()
-            .find(|p| p.as_str().eq_ignore_ascii_case(name))
-    }
-
-    /// The port space this protocol lives in.
-    pub fn port_class(self) -> PortClass {
-        match self {
-            Protocol::Udp | Protocol::Quic => PortClass::Udp,
-            _ => PortClass::Tcp,
-        }
-    }
-
-    /// HTTP and HTTPS bind targets on rules; the others bind them on the listener.
-    pub fn is_l7(self) -> bool {
-        matches!(self, Protocol::Http | Protocol::Https)
-    }
-
-    /// Protocols whose listener carries a certificate (when SNI is off for HTTPS).
-    pub fn takes_certificate(self) -> bool {
-        matches!(self, Protocol::Https | Protocol::TcpSsl | Protocol::Quic)
-    }
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// A CLB listener protocol and its port-space class: the API's own rules, shared with fake-clb.
+pub use clb_api::protocol::{PortClass, Protocol};
 
 /// Cloud identity of a listener on one load balancer: (protocol, port[, endPort]), as in bcs.
 /// The name is not part of the identity.

@@ -13,7 +13,7 @@ use crate::api::{
 use crate::cloud::LbRef;
 use crate::sync::{
     Attributes, Certificate, DeletingListener, DesiredListener, DesiredRule, HealthCheck,
-    ListenerKey, OwnerRef, Protocol, RuleKey, Scheduler, Target, TargetSet,
+    ListenerKey, OwnerRef, RuleKey, Scheduler, Target, TargetSet,
 };
 
 /// Why a Listener CR cannot be turned into a desired cloud listener; shown in its `status.msg`.
@@ -60,7 +60,7 @@ pub fn lb_of(listener: &Listener, default_region: &str) -> Result<LbRef, Mapping
 
 /// The cloud identity (protocol, port[, endPort]) a Listener CR asks for.
 pub fn key_of(spec: &api::ListenerSpec) -> Result<ListenerKey, MappingError> {
-    let protocol = protocol_of(spec.protocol);
+    let protocol = spec.protocol;
     let port = port_of(spec.port, "port")?;
     match spec.end_port.filter(|e| *e > 0) {
         None => Ok(ListenerKey::single(protocol, port)),
@@ -146,7 +146,7 @@ pub fn deleting_listener(listener: &Listener) -> DeletingListener {
     let spec = &listener.spec;
     let key = key_of(spec).unwrap_or_else(|_| {
         ListenerKey::single(
-            protocol_of(spec.protocol),
+            spec.protocol,
             u16::try_from(spec.port.clamp(1, 65535)).unwrap_or(1),
         )
     });
@@ -180,17 +180,6 @@ fn known_listener_id(listener: &Listener) -> Option<String> {
         .map(str::trim)
         .filter(|id| !id.is_empty())
         .map(str::to_string)
-}
-
-fn protocol_of(p: api::Protocol) -> Protocol {
-    match p {
-        api::Protocol::Tcp => Protocol::Tcp,
-        api::Protocol::Udp => Protocol::Udp,
-        api::Protocol::TcpSsl => Protocol::TcpSsl,
-        api::Protocol::Quic => Protocol::Quic,
-        api::Protocol::Http => Protocol::Http,
-        api::Protocol::Https => Protocol::Https,
-    }
 }
 
 fn port_of(value: i32, field: &str) -> Result<u16, MappingError> {

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clb_api::sign::{self, Tc3Received, VerifyOptions};
 use clb_api::{ApiError, ErrorCode, actions, envelope, flatten, schema};
 use parking_lot::Mutex;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use serde_json::Value;
 use tracing::Instrument;
 
@@ -55,6 +57,8 @@ pub struct Inner {
     pub limits: Limits,
     pub faults: FaultEngine,
     pub log: RequestLog,
+    /// Draws of `limits.callLatency`; seeded so that runs repeat.
+    pub latency_rng: StdRng,
     /// (secretId, action) -> (unix second, count in that second).
     pub rate: HashMap<(String, String), (u64, u64)>,
 }
@@ -183,6 +187,7 @@ impl App {
             limits: config.limits.clone(),
             faults: FaultEngine::new(seed),
             log: RequestLog::default(),
+            latency_rng: StdRng::seed_from_u64(seed),
             rate: HashMap::new(),
         };
         Ok(App {
@@ -215,6 +220,7 @@ impl App {
         inner.state = State::from_config(&self.config, self.seed, now_ms());
         inner.limits = self.config.limits.clone();
         inner.faults.reset(self.seed);
+        inner.latency_rng = StdRng::seed_from_u64(self.seed);
         inner.log.clear();
         inner.rate.clear();
         self.persist(&inner.state)
@@ -254,6 +260,7 @@ impl App {
         let started = Instant::now();
         let mut seen = Seen::default();
         let result = self.pipeline(&req, &request_id, &mut seen).await;
+        self.call_latency(&seen.action).await;
         let (body, result_name) = match result {
             Ok(Some(output)) => (envelope::success(output, &request_id), "OK".to_string()),
             Ok(None) => {
@@ -267,6 +274,19 @@ impl App {
         };
         self.record(&seen, &result_name, &request_id, started);
         ApiOutcome::Respond(body)
+    }
+
+    /// Waits the configured `callLatency` of `action` (its own range, else `default`), if any.
+    async fn call_latency(&self, action: &str) {
+        let delay = {
+            let mut inner = self.inner.lock();
+            let inner = &mut *inner;
+            crate::latency::for_action(&inner.limits.call_latency, action)
+                .map(|range| range.draw(&mut inner.latency_rng))
+        };
+        if let Some(d) = delay.filter(|d| !d.is_zero()) {
+            tokio::time::sleep(d).await;
+        }
     }
 
     fn record(&self, seen: &Seen, result: &str, request_id: &str, started: Instant) {

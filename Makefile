@@ -20,7 +20,7 @@ TENCENTCLOUD_SDK_CLB_VERSION := 3.1.194
 
 
 .PHONY: chart-crds helm kind test-charts kind-test test-kind-if-docker
-.PHONY: all build test test-rust test-sdk test-bins venv lint fmt clean help
+.PHONY: all build test test-rust test-sdk test-bins venv lint fmt clean help fuzz
 .PHONY: controlplane harness-bin cluster-up cluster-down cluster-status test-cluster scenario-bins conformance faults perf perf-quick
 
 all: build
@@ -35,6 +35,14 @@ test: test-rust test-sdk test-charts test-cluster test-kind-if-docker ## Run eve
 
 test-rust: ## Rust unit and integration tests
 	$(CARGO) test --workspace
+
+# Property-based fuzzing (proptest, stable toolchain) of the flattened-parameter parser, the TC3 / v1 signature
+# parsers and every action's decoding through fake-clb's HTTP app. `make test` runs the same properties with 64
+# cases each; this runs FUZZ_CASES each, stopped after FUZZ_SECONDS at the latest.
+FUZZ_CASES ?= 20000
+FUZZ_SECONDS ?= 300
+fuzz: ## Longer fuzzing of fake-clb's parsers and HTTP app (bounded by FUZZ_SECONDS)
+	PROPTEST_CASES=$(FUZZ_CASES) timeout $(FUZZ_SECONDS) $(CARGO) test -p clb-api -p fake-clb --test fuzz
 
 $(VENV)/.installed: Makefile fake-clb/tests/sdk/requirements.txt
 	$(PYTHON) -m venv $(VENV)

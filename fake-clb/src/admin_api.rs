@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::latency::{CallLatency, LatencyRange};
 pub use crate::state::{Backend, Listener, LoadBalancer, Rule, Tag};
 
 /// One endpoint of the control API (served on the admin listener only).
@@ -181,6 +182,9 @@ pub struct Limits {
     /// Whether a TC3 POST must say exactly `Content-Type: application/json` (parameters such as
     /// `; charset=utf-8` allowed); when false any type starting with `application/json` passes.
     pub strict_json_content_type: bool,
+    /// Latency added before answering each API call, per action name or `default`: a range drawn uniformly
+    /// from the seeded RNG (`40ms-120ms`) or a fixed delay (`50ms`). Empty (the default): answer at once.
+    pub call_latency: CallLatency,
 }
 
 impl Default for Limits {
@@ -201,6 +205,7 @@ impl Default for Limits {
             request_log_max_bytes: 64 * 1024 * 1024,
             idle_connect_timeout_max: clb_api::limits::IDLE_CONNECT_TIMEOUT.1,
             strict_json_content_type: true,
+            call_latency: CallLatency::new(),
         }
     }
 }
@@ -260,6 +265,8 @@ pub struct LimitsPatch {
     pub idle_connect_timeout_max: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strict_json_content_type: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_latency: Option<CallLatency>,
 }
 
 /// What a firing fault rule does to the request.

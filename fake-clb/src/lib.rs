@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod faults;
 pub mod http;
+pub mod latency;
 pub mod metrics;
 pub mod request_log;
 pub mod state;

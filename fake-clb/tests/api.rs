@@ -373,3 +373,34 @@ async fn every_admin_path_is_routed() {
     assert_eq!(c.admin.health().await.unwrap().status, "ok");
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn call_latency_delays_answers_per_action() {
+    use std::time::{Duration, Instant};
+    let mut cfg = config();
+    cfg.limits.call_latency =
+        serde_yaml::from_str("DescribeQuota: 150ms-200ms\ndefault: 0ms\n").unwrap();
+    let (h, c) = start(cfg).await;
+    let started = Instant::now();
+    assert_eq!(c.code("DescribeQuota", json!({})).await, "OK");
+    let slow = started.elapsed();
+    assert!(slow >= Duration::from_millis(150), "{slow:?}");
+    // The log's elapsed time includes the latency.
+    let log = c.admin.requests(None).await.unwrap();
+    assert!(log[0].elapsed_ms >= 150.0, "{}", log[0].elapsed_ms);
+    // Off for other actions; switched off at runtime for all.
+    let started = Instant::now();
+    assert_eq!(c.code("DescribeLoadBalancers", json!({})).await, "OK");
+    assert!(started.elapsed() < Duration::from_millis(150));
+    c.admin
+        .patch_limits(&LimitsPatch {
+            call_latency: Some(Default::default()),
+            ..LimitsPatch::default()
+        })
+        .await
+        .unwrap();
+    let started = Instant::now();
+    assert_eq!(c.code("DescribeQuota", json!({})).await, "OK");
+    assert!(started.elapsed() < Duration::from_millis(150));
+    h.shutdown().await;
+}

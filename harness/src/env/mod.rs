@@ -294,6 +294,8 @@ impl Environment {
         Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
+    /// Starts the controller (a no-op while it runs) and waits until it is healthy and its
+    /// webhooks point at it.
     pub async fn start_controller(&mut self) -> Result<()> {
         let Some(help) = self.controller_help.clone() else {
             return Err(Error::Environment(format!(
@@ -309,14 +311,48 @@ impl Environment {
             .accounts
             .first()
             .ok_or_else(|| Error::Environment("the cloud has no account".to_string()))?;
-        let kubeconfig = match &self.options.controller_identity {
+        let env = vec![
+            (
+                "TENCENTCLOUD_SECRET_ID".to_string(),
+                account.secret_id.clone(),
+            ),
+            (
+                "TENCENTCLOUD_SECRET_KEY".to_string(),
+                account.secret_key.clone(),
+            ),
+        ];
+        let kubeconfig = self.controller_kubeconfig().await?;
+        let command = self.controller_command(&help, &kubeconfig)?;
+        let log = self.controller_log();
+        let mut managed = Managed::spawn(
+            "clb-controller",
+            &self.options.controller_bin,
+            &command.args,
+            &env,
+            &log,
+            &log,
+        )?;
+        self.await_controller(&mut managed, &command, &log).await?;
+        info!("clb-controller running (log: {})", log.display());
+        self.controller = Some(managed);
+        self.write_env_file()
+    }
+
+    /// The admin kubeconfig, or one holding only a fresh token of the controller's
+    /// ServiceAccount when it runs as one.
+    async fn controller_kubeconfig(&self) -> Result<PathBuf> {
+        Ok(match &self.options.controller_identity {
             Some(identity) => {
                 let path = self.state_dir.join("controller.kubeconfig");
                 identity::write_kubeconfig(&self.client, &self.kubeconfig, identity, &path).await?;
                 path
             }
             None => self.kubeconfig.clone(),
-        };
+        })
+    }
+
+    /// `clb-controller run` flags, using only the ones `run --help` lists.
+    fn controller_command(&self, help: &str, kubeconfig: &Path) -> Result<ControllerCommand> {
         let mut args = vec![
             "run".to_string(),
             format!("--kubeconfig={}", kubeconfig.display()),
@@ -350,42 +386,39 @@ impl Environment {
         } else {
             None
         };
-        let env = vec![
-            (
-                "TENCENTCLOUD_SECRET_ID".to_string(),
-                account.secret_id.clone(),
-            ),
-            (
-                "TENCENTCLOUD_SECRET_KEY".to_string(),
-                account.secret_key.clone(),
-            ),
-        ];
-        let log = self.controller_log();
-        let mut managed = Managed::spawn(
-            "clb-controller",
-            &self.options.controller_bin,
-            &args,
-            &env,
-            &log,
-            &log,
-        )?;
-        // With leader election (as a ServiceAccount) started means leader with synced caches: /readyz.
+        Ok(ControllerCommand {
+            args,
+            metrics_port,
+            webhook_port,
+        })
+    }
+
+    /// Waits until the controller answers its health probe (`/readyz` with leader election:
+    /// leader with synced caches; else `/healthz`) and its webhooks are registered. A crash or
+    /// a missed deadline is an error with the log tail; the process is then stopped.
+    async fn await_controller(
+        &self,
+        managed: &mut Managed,
+        command: &ControllerCommand,
+        log: &Path,
+    ) -> Result<()> {
         let probe = if self.options.controller_identity.is_some() {
             "readyz"
         } else {
             "healthz"
         };
+        let failed = |reason: String| Error::ComponentFailed {
+            component: "clb-controller".to_string(),
+            reason,
+            log: log.to_path_buf(),
+            log_tail: format!("\n{}", cluster::process::log_tail(log, 20)),
+        };
         let deadline = Instant::now() + CONTROLLER_START;
         loop {
             if let Some(status) = managed.exited() {
-                return Err(Error::ComponentFailed {
-                    component: "clb-controller".to_string(),
-                    reason: format!("exited ({status})"),
-                    log: log.clone(),
-                    log_tail: format!("\n{}", cluster::process::log_tail(&log, 20)),
-                });
+                return Err(failed(format!("exited ({status})")));
             }
-            let healthy = match metrics_port {
+            let healthy = match command.metrics_port {
                 Some(port) => self
                     .http
                     .get(format!("http://127.0.0.1:{port}/{probe}"))
@@ -395,27 +428,22 @@ impl Environment {
                 // Without a health endpoint: alive after a short grace counts as started.
                 None => managed.age() > Duration::from_secs(2),
             };
-            let healthy = match (healthy, webhook_port) {
+            let healthy = match (healthy, command.webhook_port) {
                 (true, Some(port)) => webhooks_registered(&self.client, port).await,
                 (healthy, _) => healthy,
             };
             if healthy {
-                break;
+                return Ok(());
             }
             if Instant::now() >= deadline {
                 managed.stop(true).await;
-                return Err(Error::ComponentFailed {
-                    component: "clb-controller".to_string(),
-                    reason: format!("not healthy within {}s", CONTROLLER_START.as_secs()),
-                    log: log.clone(),
-                    log_tail: format!("\n{}", cluster::process::log_tail(&log, 20)),
-                });
+                return Err(failed(format!(
+                    "not healthy within {}s",
+                    CONTROLLER_START.as_secs()
+                )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        info!("clb-controller running (log: {})", log.display());
-        self.controller = Some(managed);
-        self.write_env_file()
     }
 
     /// SIGTERM (then SIGKILL after a grace period), or SIGKILL at once with `kill`.
@@ -501,6 +529,13 @@ impl Environment {
     pub fn detach(self) -> PathBuf {
         self.env_file_path()
     }
+}
+
+/// How the controller was started: its arguments and the ports its probes are on.
+struct ControllerCommand {
+    args: Vec<String>,
+    metrics_port: Option<u16>,
+    webhook_port: Option<u16>,
 }
 
 /// Stops what `env.json` in `state_dir` records. Returns one line per action.

@@ -79,24 +79,9 @@ impl Progress {
 /// Loads every scenario, runs the valid ones in one environment and writes the reports.
 pub async fn run(paths: &[PathBuf], options: &RunOptions) -> Result<RunReport> {
     let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let files = scenario::discover(paths)?;
     let mut loaded: Vec<std::result::Result<LoadedScenario, ScenarioReport>> = Vec::new();
-    for file in files {
-        loaded.push(scenario::load(&file).map_err(|e| {
-            ScenarioReport {
-                name: file
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                file: file.clone(),
-                namespace: String::new(),
-                seconds: 0.0,
-                steps: Vec::new(),
-                invariant_failures: Vec::new(),
-                measurements: Vec::new(),
-                error: Some(e.to_string()),
-            }
-        }));
+    for file in scenario::discover(paths)? {
+        loaded.push(scenario::load(&file).map_err(|e| invalid_file_report(&file, &e)));
     }
     let total_steps: usize = loaded
         .iter()
@@ -159,6 +144,23 @@ pub async fn run(paths: &[PathBuf], options: &RunOptions) -> Result<RunReport> {
     Ok(run)
 }
 
+/// The report of a scenario file that did not load (it fails the run without running).
+fn invalid_file_report(file: &Path, error: &crate::Error) -> ScenarioReport {
+    ScenarioReport {
+        name: file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        file: file.to_path_buf(),
+        namespace: String::new(),
+        seconds: 0.0,
+        steps: Vec::new(),
+        invariant_failures: Vec::new(),
+        measurements: Vec::new(),
+        error: Some(error.to_string()),
+    }
+}
+
 /// State of one scenario while it runs.
 pub(crate) struct Ctx<'a> {
     pub env: &'a mut Environment,
@@ -209,36 +211,8 @@ async fn run_scenario(
     let monitor = InvariantMonitor::start(ctx.env, &scenario.invariants);
     for step in &scenario.steps {
         progress.step(&format!("{} / {}", scenario.metadata.name, step.name));
-        let mut step_report = run_step(&mut ctx, step).await;
-        let violations = check_invariants(&mut ctx, false).await;
-        if !violations.is_empty() {
-            report.invariant_failures.extend(
-                violations
-                    .iter()
-                    .map(|v| format!("after step {:?}: {v}", step.name)),
-            );
-            if step_report.failure.is_none() {
-                step_report.failure = Some(Failure {
-                    message: "invariant violated after the step".to_string(),
-                    detail: violations.join("\n"),
-                });
-            }
-        }
-        progress.line(&format!(
-            "  {} {} ({:.1}s){}",
-            if step_report.failure.is_none() {
-                "ok  "
-            } else {
-                "FAIL"
-            },
-            step.name,
-            step_report.seconds,
-            step_report
-                .failure
-                .as_ref()
-                .map(|f| format!("\n{}\n{}", f.message, indent(&f.detail)))
-                .unwrap_or_default()
-        ));
+        let step_report = run_checked_step(&mut ctx, step, &mut report).await;
+        progress.line(&step_line(step, &step_report));
         progress.advance();
         report.steps.push(step_report);
     }
@@ -251,8 +225,61 @@ async fn run_scenario(
                 .map(|v| format!("during the steps: {v}")),
         );
     }
+    finish_scenario(&mut ctx, &mut report, options.keep).await;
+    report.seconds = started.elapsed().as_secs_f64();
+    report
+}
+
+/// Runs a step, then the invariants; a violation fails a step that passed.
+async fn run_checked_step(
+    ctx: &mut Ctx<'_>,
+    step: &Step,
+    report: &mut ScenarioReport,
+) -> StepReport {
+    let mut step_report = run_step(ctx, step).await;
+    let violations = check_invariants(ctx, false).await;
+    if !violations.is_empty() {
+        report.invariant_failures.extend(
+            violations
+                .iter()
+                .map(|v| format!("after step {:?}: {v}", step.name)),
+        );
+        if step_report.failure.is_none() {
+            step_report.failure = Some(Failure {
+                message: "invariant violated after the step".to_string(),
+                detail: violations.join("\n"),
+            });
+        }
+    }
+    step_report
+}
+
+/// The progress line of a finished step, with the failure and its detail.
+fn step_line(step: &Step, step_report: &StepReport) -> String {
+    format!(
+        "  {} {} ({:.1}s){}",
+        if step_report.failure.is_none() {
+            "ok  "
+        } else {
+            "FAIL"
+        },
+        step.name,
+        step_report.seconds,
+        step_report
+            .failure
+            .as_ref()
+            .map(|f| format!("\n{}\n{}", f.message, indent(&f.detail)))
+            .unwrap_or_default()
+    )
+}
+
+/// After the steps: the end-of-scenario invariants, the measurements and (unless `keep`) the
+/// teardown with its clean-up check.
+async fn finish_scenario(ctx: &mut Ctx<'_>, report: &mut ScenarioReport, keep: bool) {
+    let loaded: &LoadedScenario = ctx.scenario;
+    let scenario = &loaded.scenario;
     report.invariant_failures.extend(
-        check_invariants(&mut ctx, true)
+        check_invariants(ctx, true)
             .await
             .into_iter()
             .map(|v| format!("at the end: {v}")),
@@ -261,17 +288,15 @@ async fn run_scenario(
         .measurements
         .finish(&scenario.measurements, &scenario.metadata.name)
         .await;
-    if !options.keep {
+    if !keep {
         let check = scenario.invariants.clean_teardown;
         report.invariant_failures.extend(
-            teardown(ctx.env, &namespace, check)
+            teardown(ctx.env, &ctx.namespace, check)
                 .await
                 .into_iter()
                 .map(|v| format!("teardown: {v}")),
         );
     }
-    report.seconds = started.elapsed().as_secs_f64();
-    report
 }
 
 const TEARDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);

@@ -874,71 +874,10 @@ fn validate_op(
     base_dir: &Path,
 ) -> std::result::Result<(), String> {
     match op {
-        Operation::Apply(apply) => {
-            let sources = [
-                apply.file.is_some(),
-                apply.object.is_some(),
-                apply.objects.is_some(),
-            ];
-            if sources.iter().filter(|s| **s).count() != 1 {
-                return Err("give exactly one of file, object, objects".to_string());
-            }
-            if let Some(file) = &apply.file
-                && !base_dir.join(file).is_file()
-            {
-                return Err(format!(
-                    "file {} not found (relative to the scenario)",
-                    file.display()
-                ));
-            }
-            let objects = apply.object.iter().chain(apply.objects.iter().flatten());
-            for object in objects {
-                if object.get("apiVersion").and_then(Value::as_str).is_none()
-                    || object.get("kind").and_then(Value::as_str).is_none()
-                    || object
-                        .pointer("/metadata/name")
-                        .and_then(Value::as_str)
-                        .is_none()
-                {
-                    return Err("every object needs apiVersion, kind and metadata.name".into());
-                }
-            }
-            Ok(())
-        }
-        Operation::Patch(PatchOp {
-            resource,
-            patch_type,
-            patch,
-            ..
-        }) => {
-            need_name(resource)?;
-            if *patch_type == PatchType::Json && !patch.is_array() {
-                return Err("a json patch is a list of operations".to_string());
-            }
-            if *patch_type != PatchType::Json && !patch.is_object() {
-                return Err("a merge patch is a map".to_string());
-            }
-            Ok(())
-        }
+        Operation::Apply(apply) => validate_apply(apply, base_dir),
+        Operation::Patch(patch) => validate_patch(patch),
         Operation::Scale(scale) => need_name(&scale.resource),
-        Operation::Console(console) => {
-            let needs_listener = matches!(
-                console.action,
-                ConsoleAction::DeleteListener | ConsoleAction::DeleteTarget
-            );
-            if needs_listener && console.port.is_none() {
-                return Err("port (of the listener) is required".to_string());
-            }
-            if console.action == ConsoleAction::DeleteTarget
-                && (console.ip.is_none() || console.target_port.is_none())
-            {
-                return Err("deleteTarget needs ip and targetPort".to_string());
-            }
-            if console.action == ConsoleAction::CreateLoadBalancer && console.vips.is_empty() {
-                return Err("createLoadBalancer needs vips".to_string());
-            }
-            Ok(())
-        }
+        Operation::Console(console) => validate_console(console),
         Operation::Wait(wait) => {
             if wait.condition.is_some() == wait.deleted {
                 return Err("give either condition or deleted: true".to_string());
@@ -951,18 +890,85 @@ fn validate_op(
             }
             Ok(())
         }
-        Operation::Measure(measure) => {
-            let names: Vec<&String> = measure.start.iter().chain(measure.stop.iter()).collect();
-            if names.len() != 1 {
-                return Err("give exactly one of start, stop".to_string());
-            }
-            match names.first() {
-                Some(name) if !measurements.contains(name.as_str()) => Err(format!(
-                    "measurement {name:?} is not declared in measurements"
-                )),
-                _ => Ok(()),
-            }
+        Operation::Measure(measure) => validate_measure(measure, measurements),
+        _ => Ok(()),
+    }
+}
+
+fn validate_apply(apply: &ApplyOp, base_dir: &Path) -> std::result::Result<(), String> {
+    let sources = [
+        apply.file.is_some(),
+        apply.object.is_some(),
+        apply.objects.is_some(),
+    ];
+    if sources.iter().filter(|s| **s).count() != 1 {
+        return Err("give exactly one of file, object, objects".to_string());
+    }
+    if let Some(file) = &apply.file
+        && !base_dir.join(file).is_file()
+    {
+        return Err(format!(
+            "file {} not found (relative to the scenario)",
+            file.display()
+        ));
+    }
+    let objects = apply.object.iter().chain(apply.objects.iter().flatten());
+    for object in objects {
+        if object.get("apiVersion").and_then(Value::as_str).is_none()
+            || object.get("kind").and_then(Value::as_str).is_none()
+            || object
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .is_none()
+        {
+            return Err("every object needs apiVersion, kind and metadata.name".into());
         }
+    }
+    Ok(())
+}
+
+fn validate_patch(patch: &PatchOp) -> std::result::Result<(), String> {
+    need_name(&patch.resource)?;
+    if patch.patch_type == PatchType::Json && !patch.patch.is_array() {
+        return Err("a json patch is a list of operations".to_string());
+    }
+    if patch.patch_type != PatchType::Json && !patch.patch.is_object() {
+        return Err("a merge patch is a map".to_string());
+    }
+    Ok(())
+}
+
+fn validate_console(console: &ConsoleOp) -> std::result::Result<(), String> {
+    let needs_listener = matches!(
+        console.action,
+        ConsoleAction::DeleteListener | ConsoleAction::DeleteTarget
+    );
+    if needs_listener && console.port.is_none() {
+        return Err("port (of the listener) is required".to_string());
+    }
+    if console.action == ConsoleAction::DeleteTarget
+        && (console.ip.is_none() || console.target_port.is_none())
+    {
+        return Err("deleteTarget needs ip and targetPort".to_string());
+    }
+    if console.action == ConsoleAction::CreateLoadBalancer && console.vips.is_empty() {
+        return Err("createLoadBalancer needs vips".to_string());
+    }
+    Ok(())
+}
+
+fn validate_measure(
+    measure: &MeasureOp,
+    measurements: &BTreeSet<&str>,
+) -> std::result::Result<(), String> {
+    let names: Vec<&String> = measure.start.iter().chain(measure.stop.iter()).collect();
+    if names.len() != 1 {
+        return Err("give exactly one of start, stop".to_string());
+    }
+    match names.first() {
+        Some(name) if !measurements.contains(name.as_str()) => Err(format!(
+            "measurement {name:?} is not declared in measurements"
+        )),
         _ => Ok(()),
     }
 }

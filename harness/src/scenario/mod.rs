@@ -784,8 +784,18 @@ pub fn load(path: &Path) -> Result<LoadedScenario> {
     })
 }
 
+/// The largest scenario file accepted; shipped ones are a few kB.
+pub const MAX_SCENARIO_BYTES: usize = 1 << 20;
+
+/// The deepest `[`/`{` nesting accepted (the YAML parser refuses deeper values anyway, but
+/// takes time quadratic in the depth to get there).
+const MAX_FLOW_DEPTH: usize = 128;
+
 /// Parses and validates scenario text; errors read `FILE:LINE:COLUMN: message`.
 pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
+    if let Err(message) = check_size_and_nesting(text) {
+        return Err(Error::Scenario(format!("{}{message}", path.display())));
+    }
     let scenario: Scenario = serde_yaml::from_str(text).map_err(|e| {
         let location = e
             .location()
@@ -803,6 +813,64 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
             problems.join("; ")
         )))
     }
+}
+
+/// Refuses text over `MAX_SCENARIO_BYTES` or with flow collections nested deeper than
+/// `MAX_FLOW_DEPTH` before the YAML parser sees it. Brackets inside comments and inside quoted
+/// strings on one line do not count. The message starts with `:LINE:COLUMN: ` where it has a place.
+fn check_size_and_nesting(text: &str) -> std::result::Result<(), String> {
+    if text.len() > MAX_SCENARIO_BYTES {
+        return Err(format!(
+            ": {} bytes, more than the {MAX_SCENARIO_BYTES} a scenario file may have",
+            text.len()
+        ));
+    }
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut previous = '\n';
+    let (mut line, mut column) = (1usize, 0usize);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        column += 1;
+        match (quote, c) {
+            // Counting a multi-line quoted string's brackets errs on the safe side.
+            (_, '\n') => {
+                (line, column, comment, quote) = (line + 1, 0, false, None);
+            }
+            _ if comment => {}
+            (Some('"'), '\\') => {
+                chars.next();
+                column += 1;
+            }
+            (Some(q), c) if c == q => {
+                // '' inside a single-quoted string is an escaped quote.
+                if q == '\'' && chars.peek() == Some(&'\'') {
+                    chars.next();
+                    column += 1;
+                } else {
+                    quote = None;
+                }
+            }
+            (Some(_), _) => {}
+            (None, '"' | '\'') if previous.is_whitespace() || "[{,:".contains(previous) => {
+                quote = Some(c);
+            }
+            (None, '#') if previous.is_whitespace() => comment = true,
+            (None, '[' | '{') => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    return Err(format!(
+                        ":{line}:{column}: collections nested deeper than {MAX_FLOW_DEPTH} levels"
+                    ));
+                }
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        previous = c;
+    }
+    Ok(())
 }
 
 /// Checks serde cannot express; returns one message per problem.

@@ -72,7 +72,7 @@ impl Layout {
 }
 
 /// The processes of the control plane, in start order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Component {
     Etcd,

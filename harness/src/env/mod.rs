@@ -176,7 +176,7 @@ impl Environment {
                 (None, api, admin)
             }
             None => {
-                let (fake, api, admin) = start_fake_clb(&options, &state_dir, &cloud).await?;
+                let (fake, api, admin) = start_fake_clb(&options, &state_dir, &cloud, None).await?;
                 (Some(fake), api, admin)
             }
         };
@@ -250,7 +250,8 @@ impl Environment {
             if let Some(fake) = self.fake.as_mut() {
                 fake.stop(false).await;
             }
-            let (fake, api, admin) = start_fake_clb(&self.options, &self.state_dir, cloud).await?;
+            let (fake, api, admin) =
+                start_fake_clb(&self.options, &self.state_dir, cloud, None).await?;
             self.fake = Some(fake);
             self.fake_api = api;
             self.fake_admin = admin;
@@ -261,8 +262,64 @@ impl Environment {
             }
             return self.write_env_file();
         }
+        self.start_fake_clb().await?;
         self.admin("POST", "/_fake/reset", None).await?;
         self.install_faults().await
+    }
+
+    /// Starts fake-clb again after `stop_fake_clb`, on the same ports, from its state file (a
+    /// no-op while it runs). It has the config's limits and no fault rules.
+    pub async fn start_fake_clb(&mut self) -> Result<()> {
+        if self.fake_clb_running()? {
+            return Ok(());
+        }
+        let resume = Some((self.fake_api, self.fake_admin));
+        let (fake, _, _) =
+            start_fake_clb(&self.options, &self.state_dir, &self.cloud, resume).await?;
+        self.fake = Some(fake);
+        self.write_env_file()
+    }
+
+    /// SIGTERM (then SIGKILL after a grace period), or SIGKILL at once with `kill`. The
+    /// controller keeps running and sees connection errors until `start_fake_clb`.
+    pub async fn stop_fake_clb(&mut self, kill: bool) -> Result<()> {
+        self.fake_clb_running()?;
+        if let Some(mut fake) = self.fake.take() {
+            fake.stop(kill).await;
+        }
+        self.write_env_file()
+    }
+
+    /// Whether our fake-clb process runs; an error when fake-clb is not ours to manage.
+    fn fake_clb_running(&mut self) -> Result<bool> {
+        if self.options.external_fake_clb.is_some() {
+            return Err(Error::Environment(
+                "fake-clb is external (--fake-clb-api): it cannot be stopped or started".into(),
+            ));
+        }
+        Ok(self.fake.as_mut().is_some_and(Managed::is_running))
+    }
+
+    /// Restarts a process of the local control plane. The cluster is the one `--cluster-state-dir`
+    /// names, or, with `--kubeconfig`, the local control plane that kubeconfig belongs to.
+    pub async fn restart_control_plane(
+        &self,
+        component: cluster::config::Component,
+    ) -> Result<Duration> {
+        let state_dir = match &self.options.kubeconfig {
+            None => self.options.cluster.state_dir.clone(),
+            Some(kubeconfig) => kubeconfig
+                .parent()
+                .filter(|dir| dir.join("cluster.json").is_file())
+                .map(Path::to_path_buf)
+                .ok_or_else(|| {
+                    Error::Environment(format!(
+                        "{} is not the kubeconfig of a local control plane (no cluster.json next to it)",
+                        kubeconfig.display()
+                    ))
+                })?,
+        };
+        cluster::restart_component(&state_dir, component).await
     }
 
     async fn install_faults(&self) -> Result<()> {
@@ -642,23 +699,43 @@ async fn remove_webhook_configurations(client: &kube::Client) {
     }
 }
 
+/// Where fake-clb keeps its state when the scenario has `cloud.persistState`.
+fn fake_clb_state_file(state_dir: &Path) -> PathBuf {
+    state_dir.join("fake-clb-state.json")
+}
+
+/// Starts fake-clb. `resume` gives the ports of a fake-clb that was stopped: the new one listens
+/// there (the controller keeps its endpoint) and loads the state file; otherwise it gets free
+/// ports and a state file (if any) from scratch.
 async fn start_fake_clb(
     options: &EnvOptions,
     state_dir: &Path,
     cloud: &CloudSetup,
+    resume: Option<(SocketAddr, SocketAddr)>,
 ) -> Result<(Managed, SocketAddr, SocketAddr)> {
     let config_path = match &options.fake_clb_config {
         Some(path) => path.clone(),
         None => {
             let path = state_dir.join("fake-clb.yaml");
-            let text =
-                serde_yaml::to_string(&fake_clb_config(cloud)).map_err(|e| Error::Serialize {
-                    what: "fake-clb config",
-                    reason: e.to_string(),
-                })?;
+            let mut config = fake_clb_config(cloud);
+            if cloud.persist_state {
+                let state_file = fake_clb_state_file(state_dir);
+                if resume.is_none() {
+                    remove_file_if_exists(&state_file)?;
+                }
+                config["stateFile"] = json!(state_file);
+            }
+            let text = serde_yaml::to_string(&config).map_err(|e| Error::Serialize {
+                what: "fake-clb config",
+                reason: e.to_string(),
+            })?;
             write_private(&path, &text)?;
             path
         }
+    };
+    let (api, admin) = match resume {
+        Some((api, admin)) => (api.to_string(), admin.to_string()),
+        None => ("127.0.0.1:0".to_string(), "127.0.0.1:0".to_string()),
     };
     let logs = state_dir.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| Error::io("creating log dir", &logs, e))?;
@@ -668,8 +745,8 @@ async fn start_fake_clb(
     let _ = std::fs::remove_file(&out);
     let args = vec![
         format!("--config={}", config_path.display()),
-        "--listen=127.0.0.1:0".to_string(),
-        "--admin-listen=127.0.0.1:0".to_string(),
+        format!("--listen={api}"),
+        format!("--admin-listen={admin}"),
     ];
     let mut managed = Managed::spawn("fake-clb", &options.fake_clb_bin, &args, &[], &out, &log)?;
     let deadline = Instant::now() + FAKE_CLB_START;
@@ -696,6 +773,14 @@ async fn start_fake_clb(
             log: log.clone(),
             log_tail: format!("\n{}", cluster::process::log_tail(&log, 20)),
         });
+    }
+}
+
+fn remove_file_if_exists(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("removing", path, e)),
     }
 }
 

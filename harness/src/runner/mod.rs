@@ -301,12 +301,15 @@ async fn finish_scenario(ctx: &mut Ctx<'_>, report: &mut ScenarioReport, keep: b
 
 const TEARDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// Deletes the scenario's namespace in a healthy environment (faults cleared, controller
-/// running, since its webhooks fail closed) and, with `check`, waits until the namespace is gone
+/// Deletes the scenario's namespace in a healthy environment (fake-clb running, faults cleared,
+/// controller running, since its webhooks fail closed) and, with `check`, waits until the namespace is gone
 /// and fake-clb holds no listener: the controller must clean up after every object it created.
 /// Returns the problems found.
 async fn teardown(env: &mut Environment, namespace: &str, check: bool) -> Vec<String> {
     let mut problems = Vec::new();
+    if let Err(e) = env.start_fake_clb().await {
+        problems.push(format!("starting fake-clb for teardown: {e}"));
+    }
     if let Err(e) = env.admin("DELETE", "/_fake/faults", None).await {
         problems.push(format!("clearing faults: {e}"));
     }

@@ -134,6 +134,10 @@ pub(super) async fn run(ctx: &mut Ctx<'_>, step: &Step, op: &Operation) -> Resul
             Ok(())
         }
         Operation::Controller(controller) => run_controller(ctx, controller.action).await,
+        Operation::FakeClb(fake) => run_fake_clb(ctx, fake.action).await,
+        Operation::RestartControlPlane(restart) => {
+            run_restart_control_plane(ctx, restart.component).await
+        }
         Operation::Measure(measure) => run_measure(ctx, measure),
         Operation::Sleep(sleep) => {
             tokio::time::sleep(sleep.duration.get()).await;
@@ -462,6 +466,33 @@ async fn run_controller(ctx: &mut Ctx<'_>, action: ControllerAction) -> Result<(
             ctx.env.start_controller().await?;
         }
     }
+    Ok(())
+}
+
+/// `fakeClb`: the fake-clb process, as `controller` does for the controller.
+async fn run_fake_clb(ctx: &mut Ctx<'_>, action: ControllerAction) -> Result<(), OpFailure> {
+    match action {
+        ControllerAction::Start => ctx.env.start_fake_clb().await?,
+        ControllerAction::Stop => ctx.env.stop_fake_clb(false).await?,
+        ControllerAction::Kill => ctx.env.stop_fake_clb(true).await?,
+        ControllerAction::Restart => {
+            ctx.env.stop_fake_clb(false).await?;
+            ctx.env.start_fake_clb().await?;
+        }
+    }
+    Ok(())
+}
+
+/// `restartControlPlane`: the step log says how long the component was away.
+async fn run_restart_control_plane(
+    ctx: &mut Ctx<'_>,
+    component: crate::cluster::config::Component,
+) -> Result<(), OpFailure> {
+    let away = ctx.env.restart_control_plane(component).await?;
+    ctx.notes.push(format!(
+        "{component} restarted, healthy again after {:.1}s",
+        away.as_secs_f64()
+    ));
     Ok(())
 }
 

@@ -81,6 +81,14 @@ pub struct CloudSetup {
     /// Fault rules installed at start (and again after each reset).
     #[serde(default)]
     pub faults: Vec<FaultRule>,
+    /// fake-clb keeps its state in a file (`<state-dir>/fake-clb-state.json`, new for the
+    /// scenario), so a `fakeClb` start after a stop or kill resumes the cloud as it was.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub persist_state: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 impl Default for CloudSetup {
@@ -92,6 +100,7 @@ impl Default for CloudSetup {
             load_balancers: default_load_balancers(),
             limits: CloudLimits::default(),
             faults: Vec::new(),
+            persist_state: false,
         }
     }
 }
@@ -430,6 +439,12 @@ pub enum Operation {
     SetLimits(CloudLimits),
     /// Start, stop, restart (SIGTERM) or kill (SIGKILL) the controller process.
     Controller(ControllerOp),
+    /// Start, stop, restart (SIGTERM) or kill (SIGKILL) fake-clb, on the same ports; needs
+    /// `cloud.persistState`, so a started fake-clb resumes its state file.
+    FakeClb(FakeClbOp),
+    /// Restart a process of the local control plane (SIGTERM, then the same command line) and
+    /// wait until it is healthy.
+    RestartControlPlane(RestartControlPlaneOp),
     /// Start or stop a measurement.
     Measure(MeasureOp),
     /// Wait a fixed time. Prefer `wait`/`assert`, which poll a condition.
@@ -459,6 +474,8 @@ impl Operation {
             Operation::ClearFaults(_) => "clearFaults",
             Operation::SetLimits(_) => "setLimits",
             Operation::Controller(_) => "controller",
+            Operation::FakeClb(_) => "fakeClb",
+            Operation::RestartControlPlane(_) => "restartControlPlane",
             Operation::Measure(_) => "measure",
             Operation::Sleep(_) => "sleep",
             Operation::Console(_) => "console",
@@ -683,6 +700,22 @@ pub struct ControllerOp {
     pub action: ControllerAction,
     #[serde(default)]
     pub timeout: Option<HumanDuration>,
+}
+
+/// fake-clb as a process: stopped and started on the same API and control ports, so the
+/// controller keeps its endpoint. A started fake-clb has the state of its state file, the
+/// config's limits and no fault rules (faults and run-time limits are not persisted).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FakeClbOp {
+    pub action: ControllerAction,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestartControlPlaneOp {
+    /// `etcd`, `kube-apiserver`, `kube-controller-manager`, `kube-scheduler` or `kwok`.
+    pub component: crate::cluster::config::Component,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -923,7 +956,7 @@ pub fn validate(scenario: &Scenario, base_dir: &Path) -> Vec<String> {
             ("finally", &step.finally_ops),
         ] {
             for (i, op) in ops.iter().enumerate() {
-                if let Err(message) = validate_op(op, &measurements, base_dir) {
+                if let Err(message) = validate_op(op, scenario, &measurements, base_dir) {
                     problems.push(format!(
                         "step {:?} {block}[{i}] ({}): {message}",
                         step.name,
@@ -938,10 +971,16 @@ pub fn validate(scenario: &Scenario, base_dir: &Path) -> Vec<String> {
 
 fn validate_op(
     op: &Operation,
+    scenario: &Scenario,
     measurements: &BTreeSet<&str>,
     base_dir: &Path,
 ) -> std::result::Result<(), String> {
     match op {
+        Operation::FakeClb(_) if !scenario.cloud.persist_state => Err(
+            "needs cloud.persistState: true (without a state file a started fake-clb begins \
+             from its config)"
+                .to_string(),
+        ),
         Operation::Apply(apply) => validate_apply(apply, base_dir),
         Operation::Patch(patch) => validate_patch(patch),
         Operation::Scale(scale) => need_name(&scale.resource),

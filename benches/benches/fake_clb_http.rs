@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clb_api::sign::{Tc3Request, Tc3Signer};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fake_clb::Config;
+use fake_clb::admin_client::AdminClient;
 use fake_clb::config::{AccountConfig, LoadBalancerConfig};
 use serde_json::{Value, json};
 
@@ -19,7 +20,7 @@ const LBS: u64 = 50;
 struct BenchClient {
     http: reqwest::Client,
     api: String,
-    admin: String,
+    admin: AdminClient,
     host: String,
     signer: Tc3Signer,
     port_seq: AtomicU64,
@@ -71,11 +72,7 @@ impl BenchClient {
     }
 
     async fn reset(&self) {
-        self.http
-            .post(format!("{}/_fake/reset", self.admin))
-            .send()
-            .await
-            .expect("reset");
+        self.admin.reset().await.expect("reset");
         self.port_seq.store(0, Ordering::Relaxed);
     }
 }
@@ -124,7 +121,7 @@ fn bench(c: &mut Criterion) {
             .build()
             .expect("client"),
         api: format!("http://{}/", handle.api_addr),
-        admin: format!("http://{}", handle.admin_addr),
+        admin: AdminClient::for_addr(handle.admin_addr).expect("admin client"),
         host: handle.api_addr.to_string(),
         signer: Tc3Signer::new(SECRET_ID, SECRET_KEY),
         port_seq: AtomicU64::new(0),

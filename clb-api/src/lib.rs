@@ -5,7 +5,9 @@ pub mod actions;
 pub mod envelope;
 pub mod error;
 pub mod flatten;
+pub mod limits;
 pub mod model;
+pub mod protocol;
 pub mod schema;
 pub mod sign;
 

@@ -1,9 +1,10 @@
-//! Parameter schemas as data: one table per action (spec §4), used to validate JSON bodies, to coerce
+//! Parameter schemas as data: one table per action, used to validate JSON bodies, to coerce
 //! flattened GET / form parameters, and to reject unknown or missing parameters with the real codes.
 
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ErrorCode};
+use crate::limits;
 
 /// The type of one parameter.
 #[derive(Debug, Clone, Copy)]
@@ -44,19 +45,24 @@ pub const fn opt(name: &'static str, ty: Ty) -> Field {
     }
 }
 
+const fn range((lo, hi): (i64, i64)) -> Ty {
+    Ty::IntIn(lo, hi)
+}
+
 const STR: Ty = Ty::Str;
 const INT: Ty = Ty::Int;
 const BOOL: Ty = Ty::Bool;
-const PORT: Ty = Ty::IntIn(1, 65535);
+const PORT: Ty = Ty::IntIn(limits::PORT_MIN, limits::PORT_MAX);
+const WEIGHT: Ty = Ty::IntIn(0, limits::WEIGHT_MAX);
 const STRS: Ty = Ty::Array(&STR, None);
 
 pub const HEALTH_CHECK: &[Field] = &[
     opt("HealthSwitch", Ty::IntIn(0, 1)),
-    opt("TimeOut", Ty::IntIn(2, 60)),
-    opt("IntervalTime", Ty::IntIn(2, 300)),
-    opt("HealthNum", Ty::IntIn(2, 10)),
-    opt("UnHealthNum", Ty::IntIn(2, 10)),
-    opt("HttpCode", Ty::IntIn(1, 31)),
+    opt("TimeOut", range(limits::HEALTH_CHECK_TIMEOUT)),
+    opt("IntervalTime", range(limits::HEALTH_CHECK_INTERVAL)),
+    opt("HealthNum", range(limits::HEALTH_CHECK_PROBES)),
+    opt("UnHealthNum", range(limits::HEALTH_CHECK_PROBES)),
+    opt("HttpCode", range(limits::HEALTH_CHECK_HTTP_CODE)),
     opt("HttpCheckPath", STR),
     opt("HttpCheckDomain", STR),
     opt("HttpCheckMethod", STR),
@@ -82,7 +88,10 @@ pub const CERTIFICATE: &[Field] = &[
     opt("CertCaContent", STR),
 ];
 
-pub const FILTER: &[Field] = &[req("Name", STR), req("Values", Ty::Array(&STR, Some(100)))];
+pub const FILTER: &[Field] = &[
+    req("Name", STR),
+    req("Values", Ty::Array(&STR, Some(limits::FILTER_VALUES))),
+];
 pub const TAG_INFO: &[Field] = &[req("TagKey", STR), req("TagValue", STR)];
 pub const INTERNET_ACCESSIBLE: &[Field] = &[
     opt("InternetChargeType", STR),
@@ -94,7 +103,7 @@ pub const TARGET: &[Field] = &[
     req("Port", PORT),
     opt("Type", STR),
     opt("InstanceId", STR),
-    opt("Weight", Ty::IntIn(0, 100)),
+    opt("Weight", WEIGHT),
     opt("EniIp", STR),
     opt("Tag", STR),
 ];
@@ -104,7 +113,7 @@ pub const BATCH_TARGET: &[Field] = &[
     req("Port", PORT),
     opt("InstanceId", STR),
     opt("EniIp", STR),
-    opt("Weight", Ty::IntIn(0, 100)),
+    opt("Weight", WEIGHT),
     opt("LocationId", STR),
     opt("Tag", STR),
 ];
@@ -113,11 +122,14 @@ const TARGET_OBJ: Ty = Ty::Object(TARGET);
 
 pub const RS_WEIGHT_RULE: &[Field] = &[
     req("ListenerId", STR),
-    req("Targets", Ty::Array(&TARGET_OBJ, Some(50))),
+    req(
+        "Targets",
+        Ty::Array(&TARGET_OBJ, Some(limits::WEIGHT_TARGETS_PER_RULE)),
+    ),
     opt("LocationId", STR),
     opt("Domain", STR),
     opt("Url", STR),
-    opt("Weight", Ty::IntIn(0, 100)),
+    opt("Weight", WEIGHT),
 ];
 
 pub const RULE_INPUT: &[Field] = &[
@@ -189,7 +201,10 @@ const RULE_INPUT_OBJ: Ty = Ty::Object(RULE_INPUT);
 const PORT_TY: Ty = PORT;
 
 pub const DESCRIBE_LOAD_BALANCERS: &[Field] = &[
-    opt("LoadBalancerIds", Ty::Array(&STR, Some(20))),
+    opt(
+        "LoadBalancerIds",
+        Ty::Array(&STR, Some(limits::DESCRIBE_LOAD_BALANCER_IDS)),
+    ),
     opt("LoadBalancerType", STR),
     opt("Forward", INT),
     opt("LoadBalancerName", STR),
@@ -198,7 +213,7 @@ pub const DESCRIBE_LOAD_BALANCERS: &[Field] = &[
     opt("BackendPublicIps", STRS),
     opt("BackendPrivateIps", STRS),
     opt("Offset", Ty::IntIn(0, i64::MAX)),
-    opt("Limit", Ty::IntIn(0, 100)),
+    opt("Limit", Ty::IntIn(0, limits::DESCRIBE_LOAD_BALANCERS_PAGE)),
     opt("OrderBy", STR),
     opt("OrderType", Ty::IntIn(0, 1)),
     opt("SearchKey", STR),
@@ -207,7 +222,7 @@ pub const DESCRIBE_LOAD_BALANCERS: &[Field] = &[
     opt("VpcId", STR),
     opt("SecurityGroup", STR),
     opt("MasterZone", STR),
-    opt("Filters", Ty::Array(&FILTER_OBJ, Some(10))),
+    opt("Filters", Ty::Array(&FILTER_OBJ, Some(limits::FILTERS))),
     opt("AdditionalFields", STRS),
 ];
 
@@ -219,13 +234,13 @@ pub const CREATE_LOAD_BALANCER: &[Field] = &[
     opt("SubnetId", STR),
     opt("ProjectId", INT),
     opt("AddressIPVersion", STR),
-    opt("Number", Ty::IntIn(1, 20)),
+    opt("Number", Ty::IntIn(1, limits::CREATE_LOAD_BALANCER_NUMBER)),
     opt("MasterZoneId", STR),
     opt("ZoneId", STR),
     opt("SlaveZoneId", STR),
     opt("InternetAccessible", Ty::Object(INTERNET_ACCESSIBLE)),
     opt("VipIsp", STR),
-    opt("Tags", Ty::Array(&TAG_OBJ, Some(20))),
+    opt("Tags", Ty::Array(&TAG_OBJ, Some(limits::TAGS))),
     opt("Vip", STR),
     opt("BandwidthPackageId", STR),
     opt("ExclusiveCluster", Ty::Any),
@@ -247,7 +262,10 @@ pub const CREATE_LOAD_BALANCER: &[Field] = &[
 ];
 
 pub const DELETE_LOAD_BALANCER: &[Field] = &[
-    req("LoadBalancerIds", Ty::Array(&STR, Some(20))),
+    req(
+        "LoadBalancerIds",
+        Ty::Array(&STR, Some(limits::DELETE_LOAD_BALANCER_IDS)),
+    ),
     opt("ForceDelete", BOOL),
 ];
 
@@ -259,7 +277,7 @@ const CREATE_LISTENER_OWN: [Field; 10] = [
     req("Ports", Ty::Array(&PORT_TY, None)),
     req("Protocol", STR),
     opt("ListenerNames", STRS),
-    opt("EndPort", Ty::IntIn(0, 65535)),
+    opt("EndPort", Ty::IntIn(0, limits::PORT_MAX)),
     opt("FullEndPorts", Ty::Array(&PORT_TY, None)),
     opt("H2cSwitch", BOOL),
     opt("SslCloseSwitch", BOOL),
@@ -280,7 +298,10 @@ pub const MODIFY_LISTENER: &[Field] = &MODIFY_LISTENER_ARR;
 
 pub const DESCRIBE_LISTENERS: &[Field] = &[
     req("LoadBalancerId", STR),
-    opt("ListenerIds", Ty::Array(&STR, Some(100))),
+    opt(
+        "ListenerIds",
+        Ty::Array(&STR, Some(limits::DESCRIBE_LISTENER_IDS)),
+    ),
     opt("Protocol", STR),
     opt("Port", PORT),
 ];
@@ -289,7 +310,10 @@ pub const DELETE_LISTENER: &[Field] = &[req("LoadBalancerId", STR), req("Listene
 
 pub const DELETE_LOAD_BALANCER_LISTENERS: &[Field] = &[
     req("LoadBalancerId", STR),
-    opt("ListenerIds", Ty::Array(&STR, Some(20))),
+    opt(
+        "ListenerIds",
+        Ty::Array(&STR, Some(limits::DELETE_LISTENER_IDS)),
+    ),
 ];
 
 pub const CREATE_RULE: &[Field] = &[
@@ -339,7 +363,10 @@ pub const MODIFY_DOMAIN_ATTRIBUTES: &[Field] = &[
 pub const REGISTER_TARGETS: &[Field] = &[
     req("LoadBalancerId", STR),
     req("ListenerId", STR),
-    req("Targets", Ty::Array(&TARGET_OBJ, Some(20))),
+    req(
+        "Targets",
+        Ty::Array(&TARGET_OBJ, Some(limits::TARGETS_PER_CALL)),
+    ),
     opt("LocationId", STR),
     opt("Domain", STR),
     opt("Url", STR),
@@ -348,33 +375,48 @@ pub const REGISTER_TARGETS: &[Field] = &[
 pub const MODIFY_TARGET_WEIGHT: &[Field] = &[
     req("LoadBalancerId", STR),
     req("ListenerId", STR),
-    req("Targets", Ty::Array(&TARGET_OBJ, Some(20))),
+    req(
+        "Targets",
+        Ty::Array(&TARGET_OBJ, Some(limits::TARGETS_PER_CALL)),
+    ),
     opt("LocationId", STR),
     opt("Domain", STR),
     opt("Url", STR),
-    opt("Weight", Ty::IntIn(0, 100)),
+    opt("Weight", WEIGHT),
 ];
 
 pub const BATCH_TARGETS: &[Field] = &[
     req("LoadBalancerId", STR),
-    req("Targets", Ty::Array(&BATCH_TARGET_OBJ, Some(500))),
+    req(
+        "Targets",
+        Ty::Array(&BATCH_TARGET_OBJ, Some(limits::BATCH_TARGETS)),
+    ),
 ];
 
 pub const BATCH_MODIFY_TARGET_WEIGHT: &[Field] = &[
     req("LoadBalancerId", STR),
-    req("ModifyList", Ty::Array(&RS_WEIGHT_RULE_OBJ, Some(100))),
+    req(
+        "ModifyList",
+        Ty::Array(&RS_WEIGHT_RULE_OBJ, Some(limits::WEIGHT_RULES)),
+    ),
 ];
 
 pub const DESCRIBE_TARGETS: &[Field] = &[
     req("LoadBalancerId", STR),
-    opt("ListenerIds", Ty::Array(&STR, Some(20))),
+    opt(
+        "ListenerIds",
+        Ty::Array(&STR, Some(limits::DESCRIBE_TARGETS_LISTENER_IDS)),
+    ),
     opt("Protocol", STR),
     opt("Port", PORT),
-    opt("Filters", Ty::Array(&FILTER_OBJ, Some(10))),
+    opt("Filters", Ty::Array(&FILTER_OBJ, Some(limits::FILTERS))),
 ];
 
 pub const DESCRIBE_TARGET_HEALTH: &[Field] = &[
-    req("LoadBalancerIds", Ty::Array(&STR, Some(30))),
+    req(
+        "LoadBalancerIds",
+        Ty::Array(&STR, Some(limits::DESCRIBE_TARGET_HEALTH_LB_IDS)),
+    ),
     opt("ListenerIds", STRS),
     opt("LocationIds", STRS),
 ];

@@ -1,6 +1,5 @@
 //! The control API under `/_fake/` and `/metrics` (admin listener only).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -9,18 +8,24 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
+use crate::admin_api::{
+    AdminErrorBody, AdminPath, ConsoleTarget, CreateLoadBalancer, CreatedLoadBalancer, FaultRule,
+    LogEntry, RequestsQuery, StateQuery, Status,
+};
 use crate::app::{App, now_ms};
 use crate::config::Limits;
-use crate::faults::FaultRule;
 use crate::state::{Backend, LoadBalancer};
 
 type AppState = State<Arc<App>>;
 
 fn fail(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": message.into()}))).into_response()
+    let body = AdminErrorBody {
+        error: message.into(),
+    };
+    (status, Json(body)).into_response()
 }
 
 /// An error answer of the control API, small enough to return through `Result`.
@@ -44,19 +49,12 @@ impl IntoResponse for AdminError {
     }
 }
 
-fn ok(v: Value) -> Response {
+fn ok<T: Serialize>(v: T) -> Response {
     Json(v).into_response()
 }
 
 async fn health() -> Response {
-    ok(json!({"status": "ok"}))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct StateQuery {
-    secret_id: Option<String>,
-    region: Option<String>,
+    ok(Status::ok())
 }
 
 async fn state_dump(State(app): AppState, Query(q): Query<StateQuery>) -> Response {
@@ -69,13 +67,13 @@ async fn state_dump(State(app): AppState, Query(q): Query<StateQuery>) -> Respon
 
 async fn reset(State(app): AppState) -> Response {
     match app.reset() {
-        Ok(()) => ok(json!({"status": "ok"})),
+        Ok(()) => ok(Status::ok()),
         Err(e) => fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
 async fn get_limits(State(app): AppState) -> Response {
-    ok(serde_json::to_value(&app.inner.lock().limits).unwrap_or(Value::Null))
+    ok(app.inner.lock().limits.clone())
 }
 
 async fn patch_limits(State(app): AppState, Json(patch): Json<Value>) -> Response {
@@ -90,14 +88,14 @@ async fn patch_limits(State(app): AppState, Json(patch): Json<Value>) -> Respons
     match serde_json::from_value::<Limits>(current) {
         Ok(l) => {
             inner.limits = l;
-            ok(serde_json::to_value(&inner.limits).unwrap_or(Value::Null))
+            ok(inner.limits.clone())
         }
         Err(e) => fail(StatusCode::BAD_REQUEST, format!("invalid limits: {e}")),
     }
 }
 
 async fn get_faults(State(app): AppState) -> Response {
-    ok(serde_json::to_value(app.inner.lock().faults.list()).unwrap_or(Value::Null))
+    ok(app.inner.lock().faults.list().to_vec())
 }
 
 fn parse_rules(body: &[u8]) -> Result<Vec<FaultRule>, AdminError> {
@@ -141,19 +139,19 @@ async fn patch_faults(State(app): AppState, body: axum::body::Bytes) -> Response
 async fn delete_faults(State(app): AppState) -> Response {
     app.inner.lock().faults.clear();
     release_hung(&app);
-    ok(json!([]))
+    ok(Vec::<FaultRule>::new())
 }
 
-async fn get_requests(State(app): AppState, Query(q): Query<HashMap<String, String>>) -> Response {
-    let since: u64 = q.get("since").and_then(|s| s.parse().ok()).unwrap_or(0);
+async fn get_requests(State(app): AppState, Query(q): Query<RequestsQuery>) -> Response {
+    let since = q.since.unwrap_or(0);
     let inner = app.inner.lock();
-    let entries: Vec<&crate::app::LogEntry> = inner.log.iter().filter(|e| e.seq > since).collect();
-    ok(serde_json::to_value(entries).unwrap_or(Value::Null))
+    let entries: Vec<&LogEntry> = inner.log.iter().filter(|e| e.seq > since).collect();
+    ok(entries)
 }
 
 async fn delete_requests(State(app): AppState) -> Response {
     app.inner.lock().log.clear();
-    ok(json!([]))
+    ok(Vec::<LogEntry>::new())
 }
 
 async fn metrics(State(app): AppState) -> Response {
@@ -172,18 +170,6 @@ async fn metrics(State(app): AppState) -> Response {
         app.metrics.encode(),
     )
         .into_response()
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ConsoleTarget {
-    secret_id: Option<String>,
-    region: Option<String>,
-    load_balancer_id: String,
-    listener_id: Option<String>,
-    location_id: Option<String>,
-    ip: Option<String>,
-    port: Option<i64>,
 }
 
 /// Runs an out-of-band change on one LB, found by id (secretId / region narrow the search).
@@ -223,7 +209,7 @@ fn console_change(
     if let Err(e) = app.persist(&inner.state) {
         return fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     }
-    ok(json!({"status": "ok"}))
+    ok(Status::ok())
 }
 
 async fn console_delete_listener(State(app): AppState, Json(t): Json<ConsoleTarget>) -> Response {
@@ -302,20 +288,7 @@ async fn console_delete_lb(State(app): AppState, Json(t): Json<ConsoleTarget>) -
     })
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ConsoleCreate {
-    secret_id: String,
-    region: String,
-    id: Option<String>,
-    name: Option<String>,
-    #[serde(rename = "type", default)]
-    lb_type: Option<String>,
-    #[serde(default)]
-    vips: Vec<String>,
-}
-
-async fn console_create_lb(State(app): AppState, Json(c): Json<ConsoleCreate>) -> Response {
+async fn console_create_lb(State(app): AppState, Json(c): Json<CreateLoadBalancer>) -> Response {
     let lb_type = c
         .lb_type
         .clone()
@@ -360,36 +333,42 @@ async fn console_create_lb(State(app): AppState, Json(c): Json<ConsoleCreate>) -
     if let Err(e) = app.persist(&inner.state) {
         return fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     }
-    ok(json!({"loadBalancerId": id}))
+    ok(CreatedLoadBalancer {
+        load_balancer_id: id,
+    })
 }
 
 pub fn admin_router(app: Arc<App>) -> Router {
+    use AdminPath as P;
     Router::new()
-        .route("/_fake/health", get(health))
-        .route("/_fake/state", get(state_dump))
-        .route("/_fake/reset", post(reset))
-        .route("/_fake/limits", get(get_limits).patch(patch_limits))
+        .route(P::Health.as_str(), get(health))
+        .route(P::State.as_str(), get(state_dump))
+        .route(P::Reset.as_str(), post(reset))
+        .route(P::Limits.as_str(), get(get_limits).patch(patch_limits))
         .route(
-            "/_fake/faults",
+            P::Faults.as_str(),
             get(get_faults)
                 .put(put_faults)
                 .patch(patch_faults)
                 .delete(delete_faults),
         )
-        .route("/_fake/requests", get(get_requests).delete(delete_requests))
         .route(
-            "/_fake/console/delete-listener",
+            P::Requests.as_str(),
+            get(get_requests).delete(delete_requests),
+        )
+        .route(
+            P::ConsoleDeleteListener.as_str(),
             post(console_delete_listener),
         )
-        .route("/_fake/console/delete-target", post(console_delete_target))
+        .route(P::ConsoleDeleteTarget.as_str(), post(console_delete_target))
         .route(
-            "/_fake/console/delete-load-balancer",
+            P::ConsoleDeleteLoadBalancer.as_str(),
             post(console_delete_lb),
         )
         .route(
-            "/_fake/console/create-load-balancer",
+            P::ConsoleCreateLoadBalancer.as_str(),
             post(console_create_lb),
         )
-        .route("/metrics", get(metrics))
+        .route(P::Metrics.as_str(), get(metrics))
         .with_state(app)
 }

@@ -8,18 +8,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clb_api::sign::{self, Tc3Received, VerifyOptions};
 use clb_api::{ApiError, ErrorCode, actions, envelope, flatten, schema};
 use parking_lot::Mutex;
-use serde::Serialize;
 use serde_json::Value;
 use tracing::Instrument;
 
+pub use crate::admin_api::LogEntry;
 use crate::config::{Config, Limits};
 use crate::error::FakeError;
 use crate::faults::{Effect, FaultEngine};
 use crate::metrics::Metrics;
 use crate::state::{Ctx, State, TaskMode};
 
-const GET_MAX_BYTES: usize = 32 * 1024;
-const V1_MAX_BYTES: usize = 1024 * 1024;
 const REQUEST_LOG_MAX: usize = 100_000;
 /// Parameters of the v1 envelope (and of TC3 GET query strings some clients add), not business parameters.
 const COMMON_PARAMS: &[&str] = &[
@@ -51,22 +49,6 @@ type CommonParams<'a> = (
     Vec<(String, String)>,
     Option<&'a [u8]>,
 );
-
-/// One entry of `GET /_fake/requests`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LogEntry {
-    pub seq: u64,
-    pub time: String,
-    pub elapsed_ms: f64,
-    pub action: String,
-    pub secret_id: String,
-    pub region: String,
-    pub load_balancer_id: Option<String>,
-    pub result: String,
-    pub request_id: String,
-    pub params: Value,
-}
 
 pub struct Inner {
     pub state: State,
@@ -313,9 +295,9 @@ impl App {
             .to_ascii_lowercase()
             .starts_with("application/x-www-form-urlencoded");
         let size_limit = if is_get {
-            GET_MAX_BYTES
+            clb_api::limits::GET_MAX_BYTES
         } else if is_form {
-            V1_MAX_BYTES
+            clb_api::limits::V1_POST_MAX_BYTES
         } else {
             limits.max_body_bytes
         };

@@ -1,11 +1,10 @@
 //! YAML configuration (camelCase keys; unknown keys are rejected with their name).
 
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
+pub use crate::admin_api::{AccountConfig, Limits, LoadBalancerConfig};
 use crate::error::FakeError;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,82 +60,6 @@ pub fn default_regions() -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect()
-}
-
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AccountConfig {
-    pub secret_id: String,
-    pub secret_key: String,
-    #[serde(default)]
-    pub app_id: u64,
-}
-
-impl std::fmt::Debug for AccountConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccountConfig")
-            .field("secret_id", &self.secret_id)
-            .field("app_id", &self.app_id)
-            .finish_non_exhaustive()
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LoadBalancerConfig {
-    pub id: String,
-    pub secret_id: String,
-    pub region: String,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default = "default_lb_type", rename = "type")]
-    pub lb_type: String,
-    #[serde(default)]
-    pub vips: Vec<String>,
-}
-
-fn default_lb_type() -> String {
-    "OPEN".into()
-}
-
-/// Runtime-adjustable limits (`PATCH /_fake/limits`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct Limits {
-    /// Requests per second per (account, action); 0 disables throttling.
-    pub action_qps: u64,
-    pub listeners_per_load_balancer: usize,
-    pub rules_per_listener: usize,
-    pub targets_per_listener: usize,
-    pub load_balancers_per_region: usize,
-    pub create_listener_max_ports: usize,
-    #[serde(with = "humantime_serde")]
-    pub task_duration: Duration,
-    #[serde(with = "humantime_serde")]
-    pub load_balancer_create_duration: Duration,
-    #[serde(with = "humantime_serde")]
-    pub batch_busy_tail: Duration,
-    pub max_body_bytes: usize,
-    #[serde(with = "humantime_serde")]
-    pub timestamp_skew: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            action_qps: 20,
-            listeners_per_load_balancer: 50,
-            rules_per_listener: 50,
-            targets_per_listener: 100,
-            load_balancers_per_region: 100,
-            create_listener_max_ports: 49,
-            task_duration: Duration::from_millis(200),
-            load_balancer_create_duration: Duration::from_secs(1),
-            batch_busy_tail: Duration::ZERO,
-            max_body_bytes: 10 * 1024 * 1024,
-            timestamp_skew: Duration::from_secs(300),
-        }
-    }
 }
 
 impl Default for Config {
@@ -201,6 +124,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn parses_the_contract_example_and_rejects_unknown_keys() {

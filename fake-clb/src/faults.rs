@@ -3,61 +3,8 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
 
-/// What a firing rule does to the request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
-pub enum Effect {
-    /// Fail with this code; no state change.
-    Error {
-        code: String,
-        #[serde(default)]
-        message: Option<String>,
-    },
-    /// Delay, then process normally.
-    Latency { ms: u64 },
-    /// `RequestLimitExceeded` with the real message.
-    Throttle,
-    /// Close the connection without an HTTP response.
-    Drop,
-    /// Apply the change, then answer with this error.
-    CommitThenFail {
-        code: String,
-        #[serde(default)]
-        message: Option<String>,
-    },
-    /// Accept the async call; its task ends with Status 1 and the change is rolled back.
-    FailTask {
-        #[serde(default)]
-        message: Option<String>,
-    },
-    /// The task stays in progress until reset or the faults are cleared.
-    HangTask,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FaultRule {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub action: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub load_balancer_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub probability: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub count: Option<u64>,
-    pub effect: Effect,
-    /// Shown by GET; ignored on input (reset when a rule is installed).
-    #[serde(default)]
-    pub fired: u64,
-    #[serde(default)]
-    pub remaining: Option<u64>,
-}
+pub use crate::admin_api::{Effect, FaultRule};
 
 /// The installed rules and the seeded RNG for probabilities.
 pub struct FaultEngine {

@@ -2,6 +2,8 @@
 //! the one-task-per-LB lock, quotas, rate limits, scripted faults, a control API and a persistent state file.
 
 pub mod admin;
+pub mod admin_api;
+pub mod admin_client;
 pub mod app;
 pub mod config;
 pub mod error;

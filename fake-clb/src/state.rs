@@ -4,11 +4,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use clb_api::model::{self, HealthCheck};
-use clb_api::{ApiError, ErrorCode};
+use clb_api::protocol::{PortClass, Protocol};
+use clb_api::{ApiError, ErrorCode, limits};
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::admin_api::{AccountDump, RegionDump, StateDump, TaskDump};
 use crate::config::{Config, Limits};
 
 /// How the task created by an async call ends (set by `failTask` / `hangTask` faults).
@@ -32,7 +35,7 @@ pub struct Ctx<'a> {
     pub task_mode: TaskMode,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Backend {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -70,7 +73,7 @@ impl TargetKey {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Rule {
     pub location_id: String,
@@ -81,15 +84,17 @@ pub struct Rule {
     pub forward_type: String,
     pub default_server: bool,
     pub http2: bool,
+    #[schemars(with = "Option<Value>")]
     pub health_check: Option<HealthCheck>,
     /// Domain certificate (SNI): set by CreateRule, changed per domain by ModifyDomainAttributes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Value>")]
     pub certificate: Option<model::Certificate>,
     pub created_ms: u64,
     pub targets: Vec<Backend>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Listener {
     pub listener_id: String,
@@ -97,8 +102,10 @@ pub struct Listener {
     pub port: i64,
     pub end_port: i64,
     pub name: String,
+    #[schemars(with = "Option<Value>")]
     pub health_check: Option<HealthCheck>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Value>")]
     pub certificate: Option<model::Certificate>,
     pub scheduler: String,
     pub session_expire_time: i64,
@@ -116,7 +123,7 @@ pub struct Listener {
 
 impl Listener {
     fn is_l7(&self) -> bool {
-        matches!(self.protocol.as_str(), "HTTP" | "HTTPS")
+        Protocol::parse(&self.protocol).is_some_and(Protocol::is_l7)
     }
     fn last_port(&self) -> i64 {
         if self.end_port > 0 {
@@ -127,14 +134,14 @@ impl Listener {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Tag {
     pub tag_key: String,
     pub tag_value: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoadBalancer {
     pub load_balancer_id: String,
@@ -276,17 +283,12 @@ fn splitmix64(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-fn port_class(protocol: &str) -> u8 {
-    match protocol {
-        "UDP" | "QUIC" => 1,
-        _ => 0,
-    }
+fn port_class(protocol: &str) -> Option<PortClass> {
+    Protocol::parse(protocol).map(Protocol::port_class)
 }
 
-const PROTOCOLS: &[&str] = &["TCP", "UDP", "HTTP", "HTTPS", "TCP_SSL", "QUIC"];
-
-fn default_health_check(protocol: &str) -> Option<HealthCheck> {
-    if matches!(protocol, "HTTP" | "HTTPS") {
+fn default_health_check(protocol: Protocol) -> Option<HealthCheck> {
+    if protocol.is_l7() {
         return None;
     }
     Some(HealthCheck {
@@ -295,14 +297,7 @@ fn default_health_check(protocol: &str) -> Option<HealthCheck> {
         interval_time: Some(5),
         health_num: Some(3),
         un_health_num: Some(3),
-        check_type: Some(
-            if port_class(protocol) == 1 {
-                "PING"
-            } else {
-                "TCP"
-            }
-            .to_string(),
-        ),
+        check_type: Some(protocol.default_check_type().to_string()),
         source_ip_type: Some(0),
         ..HealthCheck::default()
     })
@@ -346,10 +341,13 @@ fn check_scheduler(s: &str) -> Result<String, ApiError> {
 
 fn check_name(name: &str, what: &str) -> Result<(), ApiError> {
     let n = name.chars().count();
-    if n == 0 || n > 80 {
+    if n == 0 || n > limits::NAME_MAX_CHARS {
         return Err(err(
             ErrorCode::InvalidParameterValueLength,
-            format!("The length of {what} should be between 1 and 80."),
+            format!(
+                "The length of {what} should be between 1 and {}.",
+                limits::NAME_MAX_CHARS
+            ),
         ));
     }
     Ok(())
@@ -957,13 +955,14 @@ impl State {
         ctx: &Ctx,
         r: model::CreateListenerRequest,
     ) -> Result<Value, ApiError> {
-        let protocol = r.protocol.to_ascii_uppercase();
-        if !PROTOCOLS.contains(&protocol.as_str()) {
+        let Some(proto) = Protocol::parse(&r.protocol) else {
+            let names: Vec<&str> = Protocol::ALL.iter().map(|p| p.as_str()).collect();
             return Err(invalid_value(format!(
                 "Protocol should be one of {}",
-                PROTOCOLS.join(", ")
+                names.join(", ")
             )));
-        }
+        };
+        let protocol = proto.as_str().to_string();
         if r.ports.is_empty() {
             return Err(ApiError::missing_parameter("Ports"));
         }
@@ -996,12 +995,12 @@ impl State {
             .map(check_scheduler)
             .transpose()?
             .unwrap_or_else(|| "WRR".into());
-        if r.health_check.is_some() && matches!(protocol.as_str(), "HTTP" | "HTTPS") {
+        if r.health_check.is_some() && proto.is_l7() {
             return Err(invalid_value(
                 "HealthCheck is only for TCP/UDP/TCP_SSL/QUIC listeners.",
             ));
         }
-        if protocol == "TCP_SSL" && r.certificate.is_none() && r.multi_cert_info.is_none() {
+        if proto == Protocol::TcpSsl && r.certificate.is_none() && r.multi_cert_info.is_none() {
             return Err(ApiError::missing_parameter("Certificate"));
         }
         let lb_id = r.load_balancer_id.clone();
@@ -1016,7 +1015,7 @@ impl State {
                     ),
                 ));
             }
-            let class = port_class(&protocol);
+            let class = Some(proto.port_class());
             let mut taken: Vec<(i64, i64)> = lb
                 .listeners
                 .iter()
@@ -1035,8 +1034,8 @@ impl State {
                 taken.push((*port, last));
                 let id = state.next_id("lbl");
                 let health = match &r.health_check {
-                    Some(h) => Some(merge_health(default_health_check(&protocol), h)),
-                    None => default_health_check(&protocol),
+                    Some(h) => Some(merge_health(default_health_check(proto), h)),
+                    None => default_health_check(proto),
                 };
                 lb.listeners.push(Listener {
                     listener_id: id.clone(),
@@ -1451,8 +1450,11 @@ impl State {
         r: model::BatchModifyTargetWeightRequest,
     ) -> Result<Value, ApiError> {
         let total: usize = r.modify_list.iter().map(|m| m.targets.len()).sum();
-        if total > 500 {
-            return Err(clb_api::schema::length_error("ModifyList.Targets", 500));
+        if total > limits::WEIGHT_TARGETS_TOTAL {
+            return Err(clb_api::schema::length_error(
+                "ModifyList.Targets",
+                limits::WEIGHT_TARGETS_TOTAL,
+            ));
         }
         let lb_id = r.load_balancer_id.clone();
         self.mutate_lb(ctx, "BatchModifyTargetWeight", &lb_id, true, |_, lb| {
@@ -1728,34 +1730,43 @@ impl State {
     }
 
     /// The `/_fake/state` view: no secrets, no rollback snapshots.
-    pub fn dump(&self, secret_id: Option<&str>, region: Option<&str>) -> Value {
-        let accounts: Vec<Value> = self
+    pub fn dump(&self, secret_id: Option<&str>, region: Option<&str>) -> StateDump {
+        let accounts = self
             .accounts
             .iter()
             .filter(|(sid, _)| secret_id.is_none_or(|s| s == sid.as_str()))
-            .map(|(sid, a)| {
-                let regions: serde_json::Map<String, Value> = a
+            .map(|(sid, a)| AccountDump {
+                secret_id: sid.clone(),
+                app_id: a.app_id,
+                regions: a
                     .regions
                     .iter()
                     .filter(|(r, _)| region.is_none_or(|x| x == r.as_str()))
-                    .map(|(r, g)| {
-                        let lbs: Vec<Value> = g.load_balancers.values().map(to_value).collect();
-                        let tasks: Vec<Value> = g
-                            .tasks
-                            .values()
-                            .map(|t| {
-                                json!({"taskId": t.task_id, "action": t.action, "loadBalancerId": t.load_balancer_id,
-                                       "loadBalancerIds": t.load_balancer_ids, "status": t.status(), "message": t.fail_message,
-                                       "createdMs": t.created_ms, "doneMs": t.done_ms})
-                            })
-                            .collect();
-                        (r.clone(), json!({"loadBalancers": lbs, "tasks": tasks}))
-                    })
-                    .collect();
-                json!({"secretId": sid, "appId": a.app_id, "regions": regions})
+                    .map(|(r, g)| (r.clone(), region_dump(g)))
+                    .collect(),
             })
             .collect();
-        json!({ "accounts": accounts })
+        StateDump { accounts }
+    }
+}
+
+fn region_dump(g: &Region) -> RegionDump {
+    RegionDump {
+        load_balancers: g.load_balancers.values().cloned().collect(),
+        tasks: g
+            .tasks
+            .values()
+            .map(|t| TaskDump {
+                task_id: t.task_id.clone(),
+                action: t.action.clone(),
+                load_balancer_id: t.load_balancer_id.clone(),
+                load_balancer_ids: t.load_balancer_ids.clone(),
+                status: t.status(),
+                message: t.fail_message.clone(),
+                created_ms: t.created_ms,
+                done_ms: t.done_ms,
+            })
+            .collect(),
     }
 }
 

@@ -4,6 +4,8 @@ mod common;
 
 use clb_api::sign::V1Method;
 use common::*;
+use fake_clb::admin_api::{AdminPath, ConsoleTarget, CreateLoadBalancer, LimitsPatch, StateQuery};
+use fake_clb::admin_client::AdminClientError;
 use serde_json::json;
 
 #[tokio::test]
@@ -199,14 +201,15 @@ async fn gateway_errors_use_the_real_codes() {
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(code_of(&v["Response"]), "UnsupportedProtocol");
 
-    let resp = c
-        .admin_send(
-            reqwest::Method::PATCH,
-            "/_fake/limits",
-            json!({"maxBodyBytes": 64}),
-        )
-        .await;
-    assert_eq!(resp.status(), 200);
+    let limits = c
+        .admin
+        .patch_limits(&LimitsPatch {
+            max_body_bytes: Some(64),
+            ..LimitsPatch::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(limits.max_body_bytes, 64);
     let big = format!("{{\"LoadBalancerId\": \"{}\"}}", "x".repeat(100));
     let r = c
         .post_raw("DescribeListeners", big.as_bytes(), now(), "2018-03-17")
@@ -214,13 +217,14 @@ async fn gateway_errors_use_the_real_codes() {
         .unwrap();
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(code_of(&v["Response"]), "RequestSizeLimitExceeded");
+    // The typed patch cannot name an unknown limit; the server refuses one sent by hand.
     let resp = c
-        .admin_send(
-            reqwest::Method::PATCH,
-            "/_fake/limits",
-            json!({"noSuchLimit": 1}),
-        )
-        .await;
+        .http
+        .patch(c.admin.url(AdminPath::Limits))
+        .json(&json!({"noSuchLimit": 1}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
     h.shutdown().await;
 }
@@ -247,15 +251,7 @@ async fn per_action_rate_limit_uses_the_real_message() {
         c.code("DescribeLoadBalancers", json!({})).await,
         "RequestLimitExceeded"
     );
-    let metrics = c
-        .http
-        .get(format!("{}/metrics", c.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = c.admin.metrics().await.unwrap();
     assert!(
         metrics.contains(
             "fake_clb_requests_total{action=\"DescribeQuota\",result=\"RequestLimitExceeded\"}"
@@ -286,20 +282,24 @@ async fn accounts_are_isolated_over_http() {
         c.call("DescribeLoadBalancers", json!({})).await["TotalCount"],
         1
     );
-    let state = c
-        .admin_get(&format!("/_fake/state?secretId={OTHER_ID}"))
-        .await;
-    assert_eq!(state["accounts"].as_array().unwrap().len(), 1);
-    assert!(!state.to_string().contains(OTHER_KEY) && !state.to_string().contains(SECRET_KEY));
-    let log = c.admin_get("/_fake/requests").await;
-    let last = log.as_array().unwrap().last().unwrap().clone();
-    assert_eq!(last["action"], "DescribeLoadBalancers");
-    assert_eq!(last["secretId"], SECRET_ID);
-    assert_eq!(last["result"], "OK");
+    let query = StateQuery {
+        secret_id: Some(OTHER_ID.into()),
+        region: None,
+    };
+    let state = c.admin.state(&query).await.unwrap();
+    assert_eq!(state.accounts.len(), 1);
+    assert_eq!(state.accounts[0].secret_id, OTHER_ID);
+    let text = c.admin.state_json(&query).await.unwrap().to_string();
+    assert!(!text.contains(OTHER_KEY) && !text.contains(SECRET_KEY));
+    let log = c.admin.requests(None).await.unwrap();
+    let last = log.last().unwrap();
+    assert_eq!(last.action, "DescribeLoadBalancers");
+    assert_eq!(last.secret_id, SECRET_ID);
+    assert_eq!(last.result, "OK");
     let first = &log[0];
-    assert_eq!(first["result"], "InvalidParameter.LBIdNotFound");
-    assert_eq!(first["loadBalancerId"], LB);
-    assert_eq!(first["params"]["Ports"], json!([80]));
+    assert_eq!(first.result, "InvalidParameter.LBIdNotFound");
+    assert_eq!(first.load_balancer_id.as_deref(), Some(LB));
+    assert_eq!(first.params["Ports"], json!([80]));
     h.shutdown().await;
 }
 
@@ -314,29 +314,36 @@ async fn console_changes_are_seen_by_the_api() {
         .await;
     let lid = r["ListenerIds"][0].as_str().unwrap().to_string();
     c.wait_task(r["RequestId"].as_str().unwrap()).await;
-    let resp = c
-        .admin_send(
-            reqwest::Method::POST,
-            "/_fake/console/delete-listener",
-            json!({"region": REGION, "loadBalancerId": LB, "listenerId": lid}),
-        )
-        .await;
-    assert_eq!(resp.status(), 200);
+    let target = ConsoleTarget {
+        region: Some(REGION.into()),
+        load_balancer_id: LB.into(),
+        listener_id: Some(lid.clone()),
+        ..ConsoleTarget::default()
+    };
+    c.admin.console_delete_listener(&target).await.unwrap();
     assert_eq!(
         c.call("DescribeListeners", json!({"LoadBalancerId": LB}))
             .await["TotalCount"],
         0
     );
-    let resp = c
-        .admin_send(
-            reqwest::Method::POST,
-            "/_fake/console/delete-listener",
-            json!({"region": REGION, "loadBalancerId": LB, "listenerId": lid}),
-        )
-        .await;
-    assert_eq!(resp.status(), 404);
-    let resp = c.admin_send(reqwest::Method::POST, "/_fake/console/create-load-balancer", json!({"secretId": OTHER_ID, "region": REGION, "id": "lb-console1", "name": "c", "type": "INTERNAL", "vips": ["10.0.0.9"]})).await;
-    assert_eq!(resp.status(), 200);
+    let err = c.admin.console_delete_listener(&target).await.unwrap_err();
+    assert!(
+        matches!(err, AdminClientError::Refused { status: 404, .. }),
+        "{err}"
+    );
+    let created = c
+        .admin
+        .console_create_load_balancer(&CreateLoadBalancer {
+            secret_id: OTHER_ID.into(),
+            region: REGION.into(),
+            id: Some("lb-console1".into()),
+            name: Some("c".into()),
+            lb_type: Some("INTERNAL".into()),
+            vips: vec!["10.0.0.9".into()],
+        })
+        .await
+        .unwrap();
+    assert_eq!(created.load_balancer_id, "lb-console1");
     assert_eq!(
         Client::new(&h)
             .for_other_account()
@@ -344,18 +351,25 @@ async fn console_changes_are_seen_by_the_api() {
             .await["LoadBalancerSet"][0]["LoadBalancerId"],
         "lb-console1"
     );
-    let resp = c
-        .admin_send(
-            reqwest::Method::POST,
-            "/_fake/console/delete-load-balancer",
-            json!({"loadBalancerId": "lb-console1"}),
-        )
-        .await;
-    assert_eq!(resp.status(), 200);
-    let resp = c
-        .admin_send(reqwest::Method::POST, "/_fake/reset", json!({}))
-        .await;
-    assert_eq!(resp.status(), 200);
-    assert_eq!(c.admin_get("/_fake/requests").await, json!([]));
+    c.admin
+        .console_delete_load_balancer(&ConsoleTarget {
+            load_balancer_id: "lb-console1".into(),
+            ..ConsoleTarget::default()
+        })
+        .await
+        .unwrap();
+    c.admin.reset().await.unwrap();
+    assert!(c.admin.requests(None).await.unwrap().is_empty());
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_admin_path_is_routed() {
+    let (h, c) = start(config()).await;
+    for path in AdminPath::ALL {
+        let resp = c.http.get(c.admin.url(path)).send().await.unwrap();
+        assert_ne!(resp.status(), 404, "{path} is not routed");
+    }
+    assert_eq!(c.admin.health().await.unwrap().status, "ok");
     h.shutdown().await;
 }

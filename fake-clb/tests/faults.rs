@@ -5,12 +5,18 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use reqwest::Method;
+use fake_clb::admin_api::{AdminPath, FaultRule};
 use serde_json::{Value, json};
 
-async fn set_faults(c: &Client, rules: Value) {
-    let r = c.admin_send(Method::PUT, "/_fake/faults", rules).await;
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+fn rules(v: Value) -> Vec<FaultRule> {
+    serde_json::from_value(v).expect("fault rules")
+}
+
+async fn set_faults(c: &Client, v: Value) {
+    c.admin
+        .put_faults(&rules(v))
+        .await
+        .expect("faults installed");
 }
 
 fn create_listener(port: i64) -> Value {
@@ -51,33 +57,28 @@ async fn rules_apply_in_order_and_count_down() {
             .await,
         "UnauthorizedOperation"
     );
-    let list = c.admin_get("/_fake/faults").await;
-    assert_eq!(list[0]["fired"], 2);
-    assert_eq!(list[0]["remaining"], 0);
-    assert_eq!(list[3]["fired"], 1);
-    assert_eq!(list[3]["remaining"], Value::Null);
+    let list = c.admin.faults().await.unwrap();
+    assert_eq!(list[0].fired, 2);
+    assert_eq!(list[0].remaining, Some(0));
+    assert_eq!(list[3].fired, 1);
+    assert_eq!(list[3].remaining, None);
+    let after = c
+        .admin
+        .append_faults(&rules(json!([{"effect": {"type": "throttle"}}])))
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 5);
+    assert_eq!(c.admin.faults().await.unwrap().len(), 5);
+    // An effect the typed rules cannot express, sent by hand, is refused.
     let r = c
-        .admin_send(
-            Method::PATCH,
-            "/_fake/faults",
-            json!([{"effect": {"type": "throttle"}}]),
-        )
-        .await;
-    assert_eq!(r.status(), 200);
-    assert_eq!(
-        c.admin_get("/_fake/faults").await.as_array().unwrap().len(),
-        5
-    );
-    let r = c
-        .admin_send(
-            Method::PUT,
-            "/_fake/faults",
-            json!([{"effect": {"type": "nonsense"}}]),
-        )
-        .await;
+        .http
+        .put(c.admin.url(AdminPath::Faults))
+        .json(&json!([{"effect": {"type": "nonsense"}}]))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    c.admin_send(Method::DELETE, "/_fake/faults", json!(null))
-        .await;
+    c.admin.clear_faults().await.unwrap();
     assert_eq!(c.code("DescribeQuota", json!({})).await, "OK");
     h.shutdown().await;
 }
@@ -87,7 +88,7 @@ async fn probability_is_reproducible_with_the_seed() {
     let (h, c) = start(config()).await;
     let mut runs = Vec::new();
     for _ in 0..2 {
-        c.admin_send(Method::POST, "/_fake/reset", json!({})).await;
+        c.admin.reset().await.unwrap();
         set_faults(&c, json!([{"action": "DescribeQuota", "probability": 0.5, "effect": {"type": "error", "code": "InternalError"}}])).await;
         let mut pattern = Vec::new();
         for _ in 0..24 {
@@ -141,13 +142,8 @@ async fn latency_throttle_and_drop_effects() {
             .await,
         "OK"
     );
-    let log = c.admin_get("/_fake/requests").await;
-    assert!(
-        log.as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["result"] == "Dropped")
-    );
+    let log = c.admin.requests(None).await.unwrap();
+    assert!(log.iter().any(|e| e.result == "Dropped"));
     h.shutdown().await;
 }
 
@@ -201,8 +197,7 @@ async fn hang_task_stays_in_progress_until_the_faults_are_cleared() {
             .await["Status"],
         2
     );
-    c.admin_send(Method::DELETE, "/_fake/faults", json!(null))
-        .await;
+    c.admin.clear_faults().await.unwrap();
     assert_eq!(c.wait_task(&hung_id).await["Status"], 0);
     let ok = c.call("CreateListener", create_listener(81)).await;
     assert_eq!(code_of(&ok), "OK");

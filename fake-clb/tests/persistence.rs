@@ -32,11 +32,11 @@ async fn state_survives_a_restart() {
         )
         .await;
     other.wait_task(r["RequestId"].as_str().unwrap()).await;
-    let before = c.admin_get("/_fake/state").await;
+    let before = c.admin.state(&Default::default()).await.unwrap();
     h.shutdown().await;
 
     let (h2, c2) = start(cfg.clone()).await;
-    let after = c2.admin_get("/_fake/state").await;
+    let after = c2.admin.state(&Default::default()).await.unwrap();
     assert_eq!(before, after);
     assert_eq!(
         c2.code(

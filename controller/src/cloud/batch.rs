@@ -1,26 +1,29 @@
-//! Pure request splitting within the documented array limits (clb-api-spec §5.1). No I/O: the client sends what
+//! Pure request splitting within the API's array limits ([`clb_api::limits`]). No I/O: the client sends what
 //! these functions plan.
 
+use clb_api::limits;
 use clb_api::model::{Certificate, HealthCheck, RsWeightRule};
 
-/// DescribeLoadBalancers `LoadBalancerIds`.
-pub const MAX_DESCRIBE_LB_IDS: usize = 20;
-/// DescribeListeners `ListenerIds`.
-pub const MAX_DESCRIBE_LISTENER_IDS: usize = 100;
-/// DescribeTargets `ListenerIds`.
-pub const MAX_DESCRIBE_TARGETS_LISTENER_IDS: usize = 20;
-/// CreateListener `Ports`: the API answers "Length of .Ports should be less than 50".
-pub const MAX_CREATE_LISTENER_PORTS: usize = 49;
-/// DeleteLoadBalancerListeners `ListenerIds`.
-pub const MAX_DELETE_LISTENER_IDS: usize = 20;
-/// RegisterTargets / DeregisterTargets `Targets`.
-pub const MAX_TARGETS_PER_CALL: usize = 20;
-/// BatchRegisterTargets / BatchDeregisterTargets `Targets`.
-pub const MAX_BATCH_TARGETS: usize = 500;
-/// BatchModifyTargetWeight: rules per call, targets per rule, targets per call.
-pub const MAX_WEIGHT_RULES: usize = 100;
-pub const MAX_WEIGHT_TARGETS_PER_RULE: usize = 50;
-pub const MAX_WEIGHT_TARGETS: usize = 500;
+/// DescribeLoadBalancers `LoadBalancerIds` per call.
+pub const MAX_DESCRIBE_LB_IDS: usize = limits::DESCRIBE_LOAD_BALANCER_IDS;
+/// DescribeListeners `ListenerIds` per call.
+pub const MAX_DESCRIBE_LISTENER_IDS: usize = limits::DESCRIBE_LISTENER_IDS;
+/// DescribeTargets `ListenerIds` per call.
+pub const MAX_DESCRIBE_TARGETS_LISTENER_IDS: usize = limits::DESCRIBE_TARGETS_LISTENER_IDS;
+/// CreateListener `Ports` per call (the API wants fewer than 50).
+pub const MAX_CREATE_LISTENER_PORTS: usize = limits::CREATE_LISTENER_PORTS;
+/// DeleteLoadBalancerListeners `ListenerIds` per call.
+pub const MAX_DELETE_LISTENER_IDS: usize = limits::DELETE_LISTENER_IDS;
+/// RegisterTargets / DeregisterTargets `Targets` per call.
+pub const MAX_TARGETS_PER_CALL: usize = limits::TARGETS_PER_CALL;
+/// BatchRegisterTargets / BatchDeregisterTargets `Targets` per call.
+pub const MAX_BATCH_TARGETS: usize = limits::BATCH_TARGETS;
+/// BatchModifyTargetWeight rules per call.
+pub const MAX_WEIGHT_RULES: usize = limits::WEIGHT_RULES;
+/// BatchModifyTargetWeight targets per rule.
+pub const MAX_WEIGHT_TARGETS_PER_RULE: usize = limits::WEIGHT_TARGETS_PER_RULE;
+/// BatchModifyTargetWeight targets per call.
+pub const MAX_WEIGHT_TARGETS: usize = limits::WEIGHT_TARGETS_TOTAL;
 
 /// Listener settings that one CreateListener call applies to all of its ports.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -109,9 +112,9 @@ impl ListenerIdBatch {
     }
 }
 
-/// Packs weight changes into BatchModifyTargetWeight calls: rules with more than 50 targets are split into several
-/// rules for the same listener/location, rules without targets are dropped, and each call holds at most 100 rules
-/// and 500 targets.
+/// Packs weight changes into BatchModifyTargetWeight calls: rules with more than [`MAX_WEIGHT_TARGETS_PER_RULE`]
+/// targets are split into several rules for the same listener/location, rules without targets are dropped, and
+/// each call holds at most [`MAX_WEIGHT_RULES`] rules and [`MAX_WEIGHT_TARGETS`] targets.
 pub fn plan_weight_modifications(rules: &[RsWeightRule]) -> Vec<Vec<RsWeightRule>> {
     let pieces = rules.iter().flat_map(|rule| {
         rule.targets

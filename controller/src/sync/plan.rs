@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
+use clb_api::limits;
+
 use super::model::{
     AttributeChanges, Attributes, Certificate, CloudListener, CloudRule, DeletingListener,
     DesiredListener, DesiredRule, ListenerKey, OwnerRef, Protocol, RuleKey, Target, TargetSet,
@@ -12,7 +14,7 @@ use super::model::{
 };
 use super::nonempty::NonEmpty;
 
-/// Batch limits of the CLB API (`clb-api-spec.md` §5.1). Configurable because some are observed,
+/// Batch limits of the CLB API; the defaults are [`clb_api::limits`]. Configurable because some are observed,
 /// not documented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -36,13 +38,13 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            create_ports: 49,
-            delete_listeners: 20,
-            batch_targets: 500,
-            weight_rules: 100,
-            weight_targets_per_rule: 50,
-            weight_targets_total: 500,
-            rules_per_call: 50,
+            create_ports: limits::CREATE_LISTENER_PORTS,
+            delete_listeners: limits::DELETE_LISTENER_IDS,
+            batch_targets: limits::BATCH_TARGETS,
+            weight_rules: limits::WEIGHT_RULES,
+            weight_targets_per_rule: limits::WEIGHT_TARGETS_PER_RULE,
+            weight_targets_total: limits::WEIGHT_TARGETS_TOTAL,
+            rules_per_call: limits::RULES_PER_CALL,
         }
     }
 }
@@ -408,11 +410,14 @@ fn validate(d: &DesiredListener) -> Result<(), String> {
         .targets
         .iter()
         .chain(d.rules.iter().flat_map(|r| r.targets.iter()))
-        .find(|t| t.weight > 100);
+        .find(|t| i64::from(t.weight) > limits::WEIGHT_MAX);
     if let Some(t) = heavy {
         return Err(format!(
-            "target {}:{} weight {} is over 100",
-            t.ip, t.port, t.weight
+            "target {}:{} weight {} is over {}",
+            t.ip,
+            t.port,
+            t.weight,
+            limits::WEIGHT_MAX
         ));
     }
     if d.key.protocol.is_l7() {

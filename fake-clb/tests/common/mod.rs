@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clb_api::sign::{Tc3Request, Tc3Signer, V1Method, V1Signer};
+use fake_clb::admin_client::AdminClient;
 use fake_clb::config::{AccountConfig, LoadBalancerConfig};
 use fake_clb::{Config, ServerHandle};
 use serde_json::Value;
@@ -57,7 +58,8 @@ pub fn now() -> i64 {
 pub struct Client {
     pub http: reqwest::Client,
     pub api: String,
-    pub admin: String,
+    /// The typed control-API client of this server.
+    pub admin: AdminClient,
     pub host: String,
     pub secret_id: String,
     pub secret_key: String,
@@ -69,7 +71,7 @@ impl Client {
         Client {
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
             api: format!("http://{}/", h.api_addr),
-            admin: format!("http://{}", h.admin_addr),
+            admin: AdminClient::for_addr(h.admin_addr).unwrap(),
             host: h.api_addr.to_string(),
             secret_id: SECRET_ID.into(),
             secret_key: SECRET_KEY.into(),
@@ -193,31 +195,6 @@ impl Client {
         };
         assert_eq!(resp.headers()["content-type"], "application/json");
         resp.json::<Value>().await.unwrap()["Response"].clone()
-    }
-
-    pub async fn admin_get(&self, path: &str) -> Value {
-        self.http
-            .get(format!("{}{}", self.admin, path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    pub async fn admin_send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Value,
-    ) -> reqwest::Response {
-        self.http
-            .request(method, format!("{}{}", self.admin, path))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
     }
 
     /// Polls DescribeTaskStatus until the task leaves Status 2 (bounded by a deadline).

@@ -23,6 +23,8 @@ use crate::cluster;
 use crate::error::{Error, Result};
 use crate::kubeops::FIELD_MANAGER;
 use crate::scenario::CloudSetup;
+use fake_clb::admin_api::{AdminPath, LoadBalancerConfig};
+use fake_clb::admin_client::AdminClient;
 
 pub const DEFAULT_STATE_DIR: &str = ".work/harness";
 const FAKE_CLB_START: Duration = Duration::from_secs(20);
@@ -82,25 +84,32 @@ pub struct LoadBalancerInfo {
     pub vips: Vec<String>,
 }
 
-/// fake-clb's config for a cloud setup (listen addresses are passed as flags).
+/// fake-clb's config for a cloud setup (listen addresses are passed as flags). Load balancers
+/// without an owner belong to the first account; without a region they are in `cloud.region`.
 pub fn fake_clb_config(cloud: &CloudSetup) -> Value {
     let first_account = cloud
         .accounts
         .first()
         .map(|a| a.secret_id.clone())
         .unwrap_or_default();
+    let load_balancers: Vec<LoadBalancerConfig> = cloud
+        .load_balancers
+        .iter()
+        .map(|lb| LoadBalancerConfig {
+            id: lb.id.clone(),
+            secret_id: lb
+                .secret_id
+                .clone()
+                .unwrap_or_else(|| first_account.clone()),
+            region: lb.region.clone().unwrap_or_else(|| cloud.region.clone()),
+            name: Some(lb.name.clone()),
+            lb_type: lb.lb_type.clone(),
+            vips: lb.vips.clone(),
+        })
+        .collect();
     let mut config = json!({
-        "accounts": cloud.accounts.iter().map(|a| json!({
-            "secretId": a.secret_id, "secretKey": a.secret_key, "appId": a.app_id,
-        })).collect::<Vec<_>>(),
-        "loadBalancers": cloud.load_balancers.iter().map(|lb| json!({
-            "id": lb.id,
-            "secretId": lb.secret_id.clone().unwrap_or_else(|| first_account.clone()),
-            "region": lb.region.clone().unwrap_or_else(|| cloud.region.clone()),
-            "name": lb.name,
-            "type": lb.lb_type,
-            "vips": lb.vips,
-        })).collect::<Vec<_>>(),
+        "accounts": cloud.accounts,
+        "loadBalancers": load_balancers,
         "limits": cloud.limits,
     });
     if let Some(seed) = cloud.seed {
@@ -118,6 +127,8 @@ pub struct Environment {
     pub cloud: CloudSetup,
     pub fake_api: SocketAddr,
     pub fake_admin: SocketAddr,
+    /// fake-clb's control API.
+    pub admin: AdminClient,
     /// None when fake-clb is external.
     fake: Option<Managed>,
     controller: Option<Managed>,
@@ -188,6 +199,7 @@ impl Environment {
             cloud,
             fake_api,
             fake_admin,
+            admin: AdminClient::for_addr(fake_admin)?,
             fake,
             controller: None,
             controller_note: None,
@@ -229,8 +241,8 @@ impl Environment {
         self.write_env_file()
     }
 
-    pub fn admin_url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.fake_admin)
+    pub fn admin_url(&self, path: AdminPath) -> String {
+        self.admin.url(path)
     }
 
     pub fn controller_available(&self) -> bool {
@@ -255,6 +267,7 @@ impl Environment {
             self.fake = Some(fake);
             self.fake_api = api;
             self.fake_admin = admin;
+            self.admin = AdminClient::for_addr(admin)?;
             self.cloud = cloud.clone();
             self.install_faults().await?;
             if self.controller_help.is_some() {
@@ -263,7 +276,7 @@ impl Environment {
             return self.write_env_file();
         }
         self.start_fake_clb().await?;
-        self.admin("POST", "/_fake/reset", None).await?;
+        self.admin.reset().await?;
         self.install_faults().await
     }
 
@@ -323,32 +336,8 @@ impl Environment {
     }
 
     async fn install_faults(&self) -> Result<()> {
-        let rules = serde_json::to_value(&self.cloud.faults).map_err(|e| Error::Serialize {
-            what: "fault rules",
-            reason: e.to_string(),
-        })?;
-        self.admin("PUT", "/_fake/faults", Some(&rules)).await?;
+        self.admin.put_faults(&self.cloud.faults).await?;
         Ok(())
-    }
-
-    /// One control-API call; a non-2xx answer is an error with the body.
-    pub async fn admin(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
-        let url = self.admin_url(path);
-        let method = reqwest::Method::from_bytes(method.as_bytes())
-            .map_err(|e| Error::Cloud(format!("bad method {method}: {e}")))?;
-        let mut request = self.http.request(method.clone(), &url);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await?;
-        let status = response.status();
-        let text = response.text().await?;
-        if !status.is_success() {
-            return Err(Error::Cloud(format!(
-                "{method} {path}: HTTP {status}: {text}"
-            )));
-        }
-        Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
     /// Starts the controller (a no-op while it runs) and waits until it is healthy and its
@@ -949,16 +938,16 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::{CloudLimits, HumanDuration};
+    use crate::scenario::LimitsPatch;
 
     #[test]
     fn fake_clb_config_fills_owner_and_region_and_renders_durations() {
         let cloud = CloudSetup {
             seed: Some(7),
-            limits: CloudLimits {
+            limits: LimitsPatch {
                 action_qps: Some(5),
-                task_duration: Some(HumanDuration(Duration::from_millis(250))),
-                ..CloudLimits::default()
+                task_duration: Some(Duration::from_millis(250)),
+                ..LimitsPatch::default()
             },
             ..CloudSetup::default()
         };

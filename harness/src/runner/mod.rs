@@ -18,6 +18,8 @@ use crate::env::{EnvOptions, Environment};
 use crate::error::Result;
 use crate::report::{self, Failure, RunReport, ScenarioReport, StepReport};
 use crate::scenario::{self, LoadedScenario, Operation, Step};
+use fake_clb::admin_api::StateQuery;
+use fake_clb::admin_client::AdminClient;
 
 pub use self::ops::OpFailure;
 
@@ -310,7 +312,7 @@ async fn teardown(env: &mut Environment, namespace: &str, check: bool) -> Vec<St
     if let Err(e) = env.start_fake_clb().await {
         problems.push(format!("starting fake-clb for teardown: {e}"));
     }
-    if let Err(e) = env.admin("DELETE", "/_fake/faults", None).await {
+    if let Err(e) = env.admin.clear_faults().await {
         problems.push(format!("clearing faults: {e}"));
     }
     if env.controller_available()
@@ -335,7 +337,7 @@ async fn teardown(env: &mut Environment, namespace: &str, check: bool) -> Vec<St
     while Instant::now() < deadline {
         left = match namespaces.get_opt(namespace).await {
             Ok(Some(_)) => vec![format!("namespace {namespace}")],
-            Ok(None) => match env.admin("GET", "/_fake/state", None).await {
+            Ok(None) => match env.admin.state_json(&StateQuery::default()).await {
                 Ok(state) => invariants::cloud_load_balancers(&state)
                     .iter()
                     .flat_map(|(id, lb)| {
@@ -500,13 +502,7 @@ async fn check_invariants(ctx: &mut Ctx<'_>, end: bool) -> Vec<String> {
     if !(inv.unique_ports || inv.ready_bindings_in_cloud || (end && inv.no_orphans)) {
         return Vec::new();
     }
-    match invariant_snapshot(
-        &ctx.env.client,
-        &ctx.env.http,
-        &ctx.env.admin_url("/_fake/state"),
-    )
-    .await
-    {
+    match invariant_snapshot(&ctx.env.client, &ctx.env.admin).await {
         Ok((pods, bindings, listeners, state)) => {
             let mut out = Vec::new();
             if inv.unique_ports {
@@ -528,11 +524,7 @@ async fn check_invariants(ctx: &mut Ctx<'_>, end: bool) -> Vec<String> {
 
 type Snapshot = (Vec<Value>, Vec<Value>, Vec<Value>, Value);
 
-async fn invariant_snapshot(
-    client: &kube::Client,
-    http: &reqwest::Client,
-    state_url: &str,
-) -> Result<Snapshot> {
+async fn invariant_snapshot(client: &kube::Client, admin: &AdminClient) -> Result<Snapshot> {
     let all = |api_version: &str, kind: &str| scenario::ResourceRef {
         api_version: api_version.to_string(),
         kind: kind.to_string(),
@@ -555,13 +547,7 @@ async fn invariant_snapshot(
     let group = "networkextension.bkbcs.tencent.com/v1";
     let bindings = list_all(all(group, "PortBinding")).await?;
     let listeners = list_all(all(group, "Listener")).await?;
-    let state = http
-        .get(state_url)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let state = admin.state_json(&StateQuery::default()).await?;
     Ok((pods, bindings, listeners, state))
 }
 
@@ -584,8 +570,7 @@ impl InvariantMonitor {
             return None;
         }
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let (client, http) = (env.client.clone(), env.http.clone());
-        let state_url = env.admin_url("/_fake/state");
+        let (client, admin) = (env.client.clone(), env.admin.clone());
         let (unique, ready) = (inv.unique_ports, inv.ready_bindings_in_cloud);
         let task = tokio::spawn(async move {
             let mut previous = std::collections::BTreeSet::new();
@@ -595,8 +580,7 @@ impl InvariantMonitor {
                     _ = stopped.changed() => return persistent,
                     _ = tokio::time::sleep(interval) => {}
                 }
-                let Ok((pods, bindings, _, state)) =
-                    invariant_snapshot(&client, &http, &state_url).await
+                let Ok((pods, bindings, _, state)) = invariant_snapshot(&client, &admin).await
                 else {
                     continue;
                 };

@@ -15,6 +15,7 @@ use crate::scenario::{
     self, CloudQuery, ControllerAction, MatchMode, MatchWord, Operation, PatchType, Step,
     TimeoutKind,
 };
+use fake_clb::admin_api::{AdminPath, ConsoleTarget, CreateLoadBalancer, StateQuery};
 
 const POLL: Duration = Duration::from_millis(250);
 
@@ -118,19 +119,23 @@ pub(super) async fn run(ctx: &mut Ctx<'_>, step: &Step, op: &Operation) -> Resul
             run_assert_cloud(ctx, cloud, limit).await
         }
         Operation::InjectFaults(inject) => {
-            let rules = to_json(&inject.rules)?;
             ctx.env
-                .admin("PATCH", "/_fake/faults", Some(&rules))
-                .await?;
+                .admin
+                .append_faults(&inject.rules)
+                .await
+                .map_err(Error::from)?;
             Ok(())
         }
         Operation::ClearFaults(_) => {
-            ctx.env.admin("DELETE", "/_fake/faults", None).await?;
+            ctx.env.admin.clear_faults().await.map_err(Error::from)?;
             Ok(())
         }
         Operation::SetLimits(limits) => {
-            let body = to_json(limits)?;
-            ctx.env.admin("PATCH", "/_fake/limits", Some(&body)).await?;
+            ctx.env
+                .admin
+                .patch_limits(limits)
+                .await
+                .map_err(Error::from)?;
             Ok(())
         }
         Operation::Controller(controller) => run_controller(ctx, controller.action).await,
@@ -143,11 +148,7 @@ pub(super) async fn run(ctx: &mut Ctx<'_>, step: &Step, op: &Operation) -> Resul
             tokio::time::sleep(sleep.duration.get()).await;
             Ok(())
         }
-        Operation::Console(console) => {
-            let (path, body) = console_request(ctx.env, console).await?;
-            ctx.env.admin("POST", &path, Some(&body)).await?;
-            Ok(())
-        }
+        Operation::Console(console) => run_console(ctx.env, console).await,
         Operation::Events(events) => {
             let namespace = events.namespace.as_deref().unwrap_or(&ctx.namespace);
             let text = collect_events(&ctx.env.client, namespace).await?;
@@ -172,10 +173,10 @@ fn run_controller_log(ctx: &mut Ctx<'_>, lines: usize) {
     ));
 }
 
-fn to_json(value: &impl serde::Serialize) -> Result<Value, OpFailure> {
-    serde_json::to_value(value).map_err(|e| OpFailure {
-        message: e.to_string(),
-        detail: String::new(),
+fn json_of(value: &impl serde::Serialize) -> Result<Value, Error> {
+    serde_json::to_value(value).map_err(|e| Error::Serialize {
+        what: "fake-clb answer",
+        reason: e.to_string(),
     })
 }
 
@@ -509,7 +510,7 @@ fn run_measure(ctx: &mut Ctx<'_>, measure: &scenario::MeasureOp) -> Result<(), O
                 message: format!("unknown measurement {name}"),
                 detail: String::new(),
             })?;
-        let admin = ctx.env.admin_url("/_fake/state");
+        let admin = ctx.env.admin_url(AdminPath::State);
         ctx.measurements
             .start(&ctx.env.client, &def, &ctx.namespace, admin);
     }
@@ -611,56 +612,60 @@ async fn expect_delete_refused(
     Ok(())
 }
 
-/// The control-API path and body of a `console` operation; listener ids are looked up by port.
-async fn console_request(
+/// `console`: the control-API call a person in the cloud console would make; listener ids are
+/// looked up by port and protocol.
+async fn run_console(
     env: &crate::env::Environment,
     console: &scenario::ConsoleOp,
-) -> Result<(String, Value), OpFailure> {
+) -> Result<(), OpFailure> {
     use scenario::ConsoleAction;
     let region = console
         .region
         .clone()
         .unwrap_or_else(|| env.cloud.region.clone());
-    let mut body = json!({"region": region, "loadBalancerId": console.load_balancer_id});
-    if let Some(secret_id) = &console.secret_id {
-        body["secretId"] = json!(secret_id);
-    }
-    let action = match console.action {
-        ConsoleAction::DeleteLoadBalancer => "delete-load-balancer",
+    let mut target = ConsoleTarget {
+        secret_id: console.secret_id.clone(),
+        region: Some(region.clone()),
+        load_balancer_id: console.load_balancer_id.clone(),
+        ..ConsoleTarget::default()
+    };
+    let admin = &env.admin;
+    let done = match console.action {
+        ConsoleAction::DeleteLoadBalancer => {
+            admin.console_delete_load_balancer(&target).await.map(drop)
+        }
         ConsoleAction::CreateLoadBalancer => {
-            let secret_id = console
-                .secret_id
-                .clone()
-                .or_else(|| env.cloud.accounts.first().map(|a| a.secret_id.clone()))
-                .unwrap_or_default();
-            body["secretId"] = json!(secret_id);
-            body["id"] = json!(console.load_balancer_id);
-            body["name"] = json!(
-                console
-                    .name
+            let lb = CreateLoadBalancer {
+                secret_id: console
+                    .secret_id
                     .clone()
-                    .unwrap_or_else(|| console.load_balancer_id.clone())
-            );
-            body["type"] = json!("OPEN");
-            body["vips"] = json!(console.vips);
-            if let Some(map) = body.as_object_mut() {
-                map.remove("loadBalancerId");
-            }
-            "create-load-balancer"
+                    .or_else(|| env.cloud.accounts.first().map(|a| a.secret_id.clone()))
+                    .unwrap_or_default(),
+                region,
+                id: Some(console.load_balancer_id.clone()),
+                name: Some(
+                    console
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| console.load_balancer_id.clone()),
+                ),
+                lb_type: Some("OPEN".to_string()),
+                vips: console.vips.clone(),
+            };
+            admin.console_create_load_balancer(&lb).await.map(drop)
         }
         ConsoleAction::DeleteListener | ConsoleAction::DeleteTarget => {
-            let listener_id = console_listener_id(env, console).await?;
-            body["listenerId"] = json!(listener_id);
+            target.listener_id = Some(console_listener_id(env, console).await?);
             if console.action == ConsoleAction::DeleteTarget {
-                body["ip"] = json!(console.ip);
-                body["port"] = json!(console.target_port);
-                "delete-target"
+                target.ip = console.ip.clone();
+                target.port = console.target_port.map(i64::from);
+                admin.console_delete_target(&target).await.map(drop)
             } else {
-                "delete-listener"
+                admin.console_delete_listener(&target).await.map(drop)
             }
         }
     };
-    Ok((format!("/_fake/console/{action}"), body))
+    done.map_err(|e| Error::from(e).into())
 }
 
 /// The id of the listener a `console` operation names by load balancer, port and protocol.
@@ -670,7 +675,11 @@ async fn console_listener_id(
 ) -> Result<String, OpFailure> {
     let port = console.port.unwrap_or_default();
     let protocol = console.protocol.as_deref().unwrap_or("TCP");
-    let state = env.admin("GET", "/_fake/state", None).await?;
+    let state = env
+        .admin
+        .state_json(&StateQuery::default())
+        .await
+        .map_err(Error::from)?;
     let lb = super::invariants::cloud_load_balancers(&state)
         .remove(&console.load_balancer_id)
         .ok_or_else(|| OpFailure {
@@ -779,13 +788,14 @@ async fn cloud_query(
     query: CloudQuery,
     id: Option<&str>,
 ) -> Result<Option<Value>, Error> {
+    let admin = &env.admin;
     Ok(match query {
-        CloudQuery::Faults => Some(env.admin("GET", "/_fake/faults", None).await?),
-        CloudQuery::Limits => Some(env.admin("GET", "/_fake/limits", None).await?),
-        CloudQuery::State => Some(env.admin("GET", "/_fake/state", None).await?),
-        CloudQuery::Requests => Some(env.admin("GET", "/_fake/requests", None).await?),
+        CloudQuery::Faults => Some(json_of(&admin.faults().await?)?),
+        CloudQuery::Limits => Some(json_of(&admin.limits().await?)?),
+        CloudQuery::State => Some(admin.state_json(&StateQuery::default()).await?),
+        CloudQuery::Requests => Some(json_of(&admin.requests(None).await?)?),
         CloudQuery::LoadBalancers => {
-            let state = env.admin("GET", "/_fake/state", None).await?;
+            let state = admin.state_json(&StateQuery::default()).await?;
             Some(Value::Array(
                 super::invariants::cloud_load_balancers(&state)
                     .into_values()
@@ -793,7 +803,7 @@ async fn cloud_query(
             ))
         }
         CloudQuery::LoadBalancer => {
-            let state = env.admin("GET", "/_fake/state", None).await?;
+            let state = admin.state_json(&StateQuery::default()).await?;
             let id = id.unwrap_or_default();
             super::invariants::cloud_load_balancers(&state).remove(id)
         }

@@ -15,6 +15,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use fake_clb::admin_api::{AccountConfig, Effect, FaultRule, LimitsPatch};
+
 pub use self::duration::HumanDuration;
 use crate::error::{Error, Result};
 
@@ -72,13 +74,16 @@ pub struct CloudSetup {
     /// Seeds fault probabilities and generated ids.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// fake-clb's accounts; default one test account (`appId` 1250000001).
     #[serde(default = "default_accounts")]
-    pub accounts: Vec<Account>,
+    pub accounts: Vec<AccountConfig>,
     #[serde(default = "default_load_balancers")]
     pub load_balancers: Vec<LoadBalancer>,
+    /// fake-clb's `limits`; unset keys keep fake-clb's defaults.
     #[serde(default)]
-    pub limits: CloudLimits,
-    /// Fault rules installed at start (and again after each reset).
+    pub limits: LimitsPatch,
+    /// fake-clb fault rules installed at start (and again after each reset); the first
+    /// matching rule fires.
     #[serde(default)]
     pub faults: Vec<FaultRule>,
     /// fake-clb keeps its state in a file (`<state-dir>/fake-clb-state.json`, new for the
@@ -98,7 +103,7 @@ impl Default for CloudSetup {
             seed: None,
             accounts: default_accounts(),
             load_balancers: default_load_balancers(),
-            limits: CloudLimits::default(),
+            limits: LimitsPatch::default(),
             faults: Vec::new(),
             persist_state: false,
         }
@@ -114,8 +119,8 @@ fn default_region() -> String {
     DEFAULT_REGION.to_string()
 }
 
-fn default_accounts() -> Vec<Account> {
-    vec![Account {
+fn default_accounts() -> Vec<AccountConfig> {
+    vec![AccountConfig {
         secret_id: DEFAULT_SECRET_ID.to_string(),
         secret_key: DEFAULT_SECRET_KEY.to_string(),
         app_id: 1_250_000_001,
@@ -135,20 +140,8 @@ fn default_load_balancers() -> Vec<LoadBalancer> {
         .collect()
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Account {
-    pub secret_id: String,
-    pub secret_key: String,
-    #[serde(default = "default_app_id")]
-    pub app_id: u64,
-}
-
-fn default_app_id() -> u64 {
-    1_250_000_001
-}
-
-/// A load balancer that exists (running, no listeners) when the scenario starts.
+/// A load balancer that exists (running, no listeners) when the scenario starts. Rendered into
+/// fake-clb's `LoadBalancerConfig`; owner and region default to the scenario's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoadBalancer {
@@ -169,76 +162,6 @@ pub struct LoadBalancer {
 
 fn default_lb_type() -> String {
     "OPEN".to_string()
-}
-
-/// fake-clb's `limits` (its README); unset keys keep fake-clb's defaults.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CloudLimits {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub action_qps: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub listeners_per_load_balancer: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rules_per_listener: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub targets_per_listener: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub load_balancers_per_region: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub create_listener_max_ports: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task_duration: Option<HumanDuration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub load_balancer_create_duration: Option<HumanDuration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub batch_busy_tail: Option<HumanDuration>,
-}
-
-/// A fake-clb fault rule (its README, "Fault rule"); the first matching rule fires.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FaultRule {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// CLB action name, e.g. `CreateListener`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub action: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub load_balancer_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub probability: Option<f64>,
-    /// Fires for the first N matching calls; unlimited when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub count: Option<u64>,
-    pub effect: FaultEffect,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
-pub enum FaultEffect {
-    Error {
-        code: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        message: Option<String>,
-    },
-    Latency {
-        ms: u64,
-    },
-    Throttle,
-    Drop,
-    CommitThenFail {
-        code: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        message: Option<String>,
-    },
-    FailTask {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        message: Option<String>,
-    },
-    HangTask,
 }
 
 /// Timeouts per operation kind. Unset keys inherit (operation → step → scenario → built-in).
@@ -436,7 +359,7 @@ pub enum Operation {
     /// Remove every fault rule in fake-clb.
     ClearFaults(ClearFaultsOp),
     /// Change fake-clb limits at run time.
-    SetLimits(CloudLimits),
+    SetLimits(LimitsPatch),
     /// Start, stop, restart (SIGTERM) or kill (SIGKILL) the controller process.
     Controller(ControllerOp),
     /// Start, stop, restart (SIGTERM) or kill (SIGKILL) fake-clb, on the same ports; needs

@@ -64,8 +64,8 @@ pub enum Error {
     #[error("{0}")]
     Scenario(String),
 
-    #[error("fake-clb: {0}")]
-    Cloud(String),
+    #[error("fake-clb control API: {0}")]
+    Admin(#[from] fake_clb::admin_client::AdminClientError),
 
     #[error("environment: {0}")]
     Environment(String),

@@ -226,6 +226,8 @@ pub fn is_transient(error: &Error) -> bool {
     match error {
         Error::Kube(kube::Error::Api(status)) => status.code == 429 || status.code >= 500,
         Error::Kube(_) | Error::Http(_) => true,
+        // fake-clb not answering (e.g. being restarted): worth another poll.
+        Error::Admin(fake_clb::admin_client::AdminClientError::Transport { .. }) => true,
         _ => false,
     }
 }

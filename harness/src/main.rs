@@ -1,8 +1,9 @@
 //! clb-harness command line. Kept thin: each subcommand parses its flags and calls the library.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use clb_harness::cluster::{self, build};
@@ -222,16 +223,7 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command) -> clb_harness::Result<ExitCode> {
     match command {
-        Command::Up { env, scenario } => {
-            let cloud = match scenario {
-                Some(path) => scenario::load(&path)?.scenario.cloud,
-                None => scenario::CloudSetup::default(),
-            };
-            let environment = Environment::start(env.options()?, cloud).await?;
-            let path = environment.detach();
-            println!("environment up; details in {}", path.display());
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Up { env, scenario } => up(env, scenario).await,
         Command::Down { state_dir } => {
             for line in env::down(&state_dir).await? {
                 println!("{line}");
@@ -243,58 +235,8 @@ async fn run(command: Command) -> clb_harness::Result<ExitCode> {
             env,
             report_dir,
             keep,
-        } => {
-            let report_dir = report_dir.unwrap_or_else(runner::default_report_dir);
-            let options = runner::RunOptions {
-                env: env.options()?,
-                report_dir: report_dir.clone(),
-                keep,
-            };
-            let state_dir = options.env.state_dir.clone();
-            let report = tokio::select! {
-                report = runner::run(&paths, &options) => report?,
-                signal = interrupted() => {
-                    // The processes run in their own process groups: stop them from env.json.
-                    eprintln!("{signal}: stopping what this run started ({})", state_dir.display());
-                    if !keep {
-                        match env::down(&state_dir).await {
-                            Ok(lines) => lines.iter().for_each(|l| eprintln!("{l}")),
-                            Err(e) => eprintln!("stopping the environment: {e}"),
-                        }
-                    }
-                    return Ok(ExitCode::from(130));
-                }
-            };
-            let passed = report.passed();
-            let failed = report.scenarios.iter().filter(|s| !s.passed()).count();
-            println!(
-                "{} scenario(s), {failed} failed; report: {}",
-                report.scenarios.len(),
-                report_dir.display()
-            );
-            Ok(if passed {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-        Command::Validate { paths } => {
-            let mut ok = true;
-            for file in scenario::discover(&paths)? {
-                match scenario::load(&file) {
-                    Ok(_) => println!("ok   {}", file.display()),
-                    Err(e) => {
-                        ok = false;
-                        println!("FAIL {e}");
-                    }
-                }
-            }
-            Ok(if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
+        } => run_scenarios(paths, env, report_dir, keep).await,
+        Command::Validate { paths } => validate(&paths),
         Command::Schema { output } => {
             let schema = scenario::json_schema();
             match output {
@@ -304,62 +246,139 @@ async fn run(command: Command) -> clb_harness::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Cluster { action } => match action {
-            ClusterAction::Up {
-                dirs,
-                cache_dir,
-                nodes,
-                controlplane_dir,
-            } => {
-                let report = cluster::up(&cluster::UpOptions {
-                    state_dir: dirs.state_dir,
-                    cache_dir,
-                    controlplane_dir,
-                    nodes,
-                })
-                .await?;
-                println!("{report}");
-                Ok(ExitCode::SUCCESS)
-            }
-            ClusterAction::Down { dirs } => {
-                println!("{}", cluster::down(&dirs.state_dir).await?);
-                Ok(ExitCode::SUCCESS)
-            }
-            ClusterAction::FakeNodes { kubeconfig, nodes } => {
-                cluster::nodes::validate_count(nodes)?;
-                let client = cluster::client_from_kubeconfig(&kubeconfig).await?;
-                let version = client.apiserver_version().await?.git_version;
-                cluster::nodes::ensure_nodes(&client, nodes, &version).await?;
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-                loop {
-                    let ready = cluster::nodes::ready_fake_nodes(&client).await?;
-                    if ready >= nodes as usize {
-                        println!("{ready} fake node(s) Ready");
-                        return Ok(ExitCode::SUCCESS);
-                    }
-                    if std::time::Instant::now() >= deadline {
-                        return Err(clb_harness::Error::Timeout {
-                            what: format!("{nodes} fake nodes Ready (is kwok running?)"),
-                            seconds: 60,
-                        });
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        Command::Cluster { action } => run_cluster(action).await,
+    }
+}
+
+fn exit_code(success: bool) -> ExitCode {
+    if success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `up`: starts the environment and leaves it running.
+async fn up(env: EnvArgs, scenario: Option<PathBuf>) -> clb_harness::Result<ExitCode> {
+    let cloud = match scenario {
+        Some(path) => scenario::load(&path)?.scenario.cloud,
+        None => scenario::CloudSetup::default(),
+    };
+    let environment = Environment::start(env.options()?, cloud).await?;
+    let path = environment.detach();
+    println!("environment up; details in {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `run`: runs the scenarios and writes the reports. SIGINT/SIGTERM stops what the run started
+/// (unless `keep`) and exits 130.
+async fn run_scenarios(
+    paths: Vec<PathBuf>,
+    env: EnvArgs,
+    report_dir: Option<PathBuf>,
+    keep: bool,
+) -> clb_harness::Result<ExitCode> {
+    let report_dir = report_dir.unwrap_or_else(runner::default_report_dir);
+    let options = runner::RunOptions {
+        env: env.options()?,
+        report_dir: report_dir.clone(),
+        keep,
+    };
+    let state_dir = options.env.state_dir.clone();
+    let report = tokio::select! {
+        report = runner::run(&paths, &options) => report?,
+        signal = interrupted() => {
+            // The processes run in their own process groups: stop them from env.json.
+            eprintln!("{signal}: stopping what this run started ({})", state_dir.display());
+            if !keep {
+                match env::down(&state_dir).await {
+                    Ok(lines) => lines.iter().for_each(|l| eprintln!("{l}")),
+                    Err(e) => eprintln!("stopping the environment: {e}"),
                 }
             }
-            ClusterAction::KwokStages => {
-                print!("{}", cluster::config::KWOK_STAGES);
-                Ok(ExitCode::SUCCESS)
+            return Ok(ExitCode::from(130));
+        }
+    };
+    let failed = report.scenarios.iter().filter(|s| !s.passed()).count();
+    println!(
+        "{} scenario(s), {failed} failed; report: {}",
+        report.scenarios.len(),
+        report_dir.display()
+    );
+    Ok(exit_code(report.passed()))
+}
+
+/// `validate`: one `ok`/`FAIL` line per scenario file.
+fn validate(paths: &[PathBuf]) -> clb_harness::Result<ExitCode> {
+    let mut ok = true;
+    for file in scenario::discover(paths)? {
+        match scenario::load(&file) {
+            Ok(_) => println!("ok   {}", file.display()),
+            Err(e) => {
+                ok = false;
+                println!("FAIL {e}");
             }
-            ClusterAction::Status { dirs } => {
-                let report = cluster::status(&dirs.state_dir).await?;
-                println!("{report}");
-                Ok(if report.healthy() {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                })
-            }
-        },
+        }
+    }
+    Ok(exit_code(ok))
+}
+
+async fn run_cluster(action: ClusterAction) -> clb_harness::Result<ExitCode> {
+    match action {
+        ClusterAction::Up {
+            dirs,
+            cache_dir,
+            nodes,
+            controlplane_dir,
+        } => {
+            let report = cluster::up(&cluster::UpOptions {
+                state_dir: dirs.state_dir,
+                cache_dir,
+                controlplane_dir,
+                nodes,
+            })
+            .await?;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        ClusterAction::Down { dirs } => {
+            println!("{}", cluster::down(&dirs.state_dir).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        ClusterAction::FakeNodes { kubeconfig, nodes } => fake_nodes(&kubeconfig, nodes).await,
+        ClusterAction::KwokStages => {
+            print!("{}", cluster::config::KWOK_STAGES);
+            Ok(ExitCode::SUCCESS)
+        }
+        ClusterAction::Status { dirs } => {
+            let report = cluster::status(&dirs.state_dir).await?;
+            println!("{report}");
+            Ok(exit_code(report.healthy()))
+        }
+    }
+}
+
+/// `cluster fake-nodes`: creates the fake nodes in another cluster and waits up to 60 s until
+/// its kwok has made them Ready.
+async fn fake_nodes(kubeconfig: &Path, nodes: u32) -> clb_harness::Result<ExitCode> {
+    cluster::nodes::validate_count(nodes)?;
+    let client = cluster::client_from_kubeconfig(kubeconfig).await?;
+    let version = client.apiserver_version().await?.git_version;
+    cluster::nodes::ensure_nodes(&client, nodes, &version).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = cluster::nodes::ready_fake_nodes(&client).await?;
+        if ready >= nodes as usize {
+            println!("{ready} fake node(s) Ready");
+            return Ok(ExitCode::SUCCESS);
+        }
+        if Instant::now() >= deadline {
+            return Err(clb_harness::Error::Timeout {
+                what: format!("{nodes} fake nodes Ready (is kwok running?)"),
+                seconds: 60,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

@@ -60,40 +60,8 @@ fn diff_operator(
         return false;
     };
     let shown_path = if path.is_empty() { "(root)" } else { path };
-    let empty = Vec::new();
     match (op, actual) {
-        (Operator::Exactly(want), Some(Value::Array(have))) => {
-            diff_at(
-                path,
-                &Value::Array(want.to_vec()),
-                Some(&Value::Array(have.clone())),
-                out,
-            );
-            if want.len() != have.len() {
-                out.push(format!(
-                    "{shown_path}: expected exactly {} element(s), got {}: {}",
-                    want.len(),
-                    have.len(),
-                    brief(&Value::Array(have.clone()))
-                ));
-            }
-        }
-        (Operator::Exactly(want), None | Some(Value::Null)) => {
-            if !want.is_empty() {
-                diff_at(
-                    path,
-                    &Value::Array(want.to_vec()),
-                    Some(&Value::Array(empty)),
-                    out,
-                );
-            }
-        }
-        (Operator::Exactly(_), Some(other)) => {
-            out.push(format!(
-                "{shown_path}: expected a list, got {}",
-                brief(other)
-            ));
-        }
+        (Operator::Exactly(want), actual) => diff_exactly(path, want, actual, out),
         (Operator::Json(want), Some(Value::String(text))) => {
             match serde_json::from_str::<Value>(text) {
                 Ok(parsed) => diff_at(&format!("{path}($json)"), want, Some(&parsed), out),
@@ -130,6 +98,46 @@ fn diff_operator(
         }
     }
     true
+}
+
+/// `$exactly`: the list matches as a set and has exactly as many elements; absent or null is
+/// the empty list.
+fn diff_exactly(path: &str, want: &[Value], actual: Option<&Value>, out: &mut Vec<String>) {
+    let shown_path = if path.is_empty() { "(root)" } else { path };
+    match actual {
+        Some(Value::Array(have)) => {
+            diff_at(
+                path,
+                &Value::Array(want.to_vec()),
+                Some(&Value::Array(have.clone())),
+                out,
+            );
+            if want.len() != have.len() {
+                out.push(format!(
+                    "{shown_path}: expected exactly {} element(s), got {}: {}",
+                    want.len(),
+                    have.len(),
+                    brief(&Value::Array(have.clone()))
+                ));
+            }
+        }
+        None | Some(Value::Null) => {
+            if !want.is_empty() {
+                diff_at(
+                    path,
+                    &Value::Array(want.to_vec()),
+                    Some(&Value::Array(Vec::new())),
+                    out,
+                );
+            }
+        }
+        Some(other) => {
+            out.push(format!(
+                "{shown_path}: expected a list, got {}",
+                brief(other)
+            ));
+        }
+    }
 }
 
 fn diff_at(path: &str, expected: &Value, actual: Option<&Value>, out: &mut Vec<String>) {

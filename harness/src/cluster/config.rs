@@ -72,7 +72,7 @@ impl Layout {
 }
 
 /// The processes of the control plane, in start order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Component {
     Etcd,
@@ -186,130 +186,26 @@ pub fn command(
     ports: &Ports,
     binaries: &Binaries,
 ) -> CommandSpec {
-    let ip = BIND_ADDRESS;
     let (binary, args, env) = match component {
-        Component::Etcd => {
-            let peer = format!("http://{ip}:{}", ports.etcd_peer);
-            let client = format!("http://{ip}:{}", ports.etcd_client);
-            let args = vec![
-                arg("name", "clb"),
-                path_arg("data-dir", &layout.etcd_data()),
-                arg("listen-client-urls", &client),
-                arg("advertise-client-urls", &client),
-                arg("listen-peer-urls", &peer),
-                arg("initial-advertise-peer-urls", &peer),
-                arg("initial-cluster", format!("clb={peer}")),
-                arg("initial-cluster-state", "new"),
-                // Throw-away test data: durability buys nothing and fsync costs seconds.
-                arg("unsafe-no-fsync", true),
-                arg("auto-compaction-mode", "periodic"),
-                arg("auto-compaction-retention", "5m"),
-                arg("log-level", "warn"),
-            ];
-            (binaries.etcd.clone(), args, vec![])
-        }
-        Component::KubeApiserver => {
-            let args = vec![
-                arg("etcd-servers", format!("http://{ip}:{}", ports.etcd_client)),
-                arg("bind-address", ip),
-                arg("advertise-address", ip),
-                arg("secure-port", ports.apiserver),
-                path_arg("tls-cert-file", &layout.pki("apiserver.crt")),
-                path_arg("tls-private-key-file", &layout.pki("apiserver.key")),
-                path_arg("client-ca-file", &layout.pki("ca.crt")),
-                path_arg("service-account-key-file", &layout.pki("sa.pub")),
-                path_arg("service-account-signing-key-file", &layout.pki("sa.key")),
-                arg(
-                    "service-account-issuer",
-                    "https://kubernetes.default.svc.cluster.local",
-                ),
-                arg("service-cluster-ip-range", SERVICE_CIDR),
-                // Front-proxy (aggregation) trust: without it KCM and the scheduler log
-                // errors about a missing requestheader CA on every start.
-                path_arg(
-                    "requestheader-client-ca-file",
-                    &layout.pki("front-proxy-ca.crt"),
-                ),
-                arg("requestheader-allowed-names", "front-proxy-client"),
-                arg("requestheader-username-headers", "X-Remote-User"),
-                arg("requestheader-group-headers", "X-Remote-Group"),
-                arg("requestheader-extra-headers-prefix", "X-Remote-Extra-"),
-                path_arg(
-                    "proxy-client-cert-file",
-                    &layout.pki("front-proxy-client.crt"),
-                ),
-                path_arg(
-                    "proxy-client-key-file",
-                    &layout.pki("front-proxy-client.key"),
-                ),
-                arg("authorization-mode", "Node,RBAC"),
-                arg("allow-privileged", true),
-                // Endpoints may not hold loopback addresses, so the `kubernetes` Service
-                // cannot point at 127.0.0.1; nothing in a kwok cluster dials it anyway.
-                arg("endpoint-reconciler-type", "none"),
-                // No server-side throttling: tests create objects in bursts.
-                arg("max-requests-inflight", 0),
-                arg("max-mutating-requests-inflight", 0),
-                arg("enable-priority-and-fairness", false),
-            ];
-            (binaries.kube_apiserver.clone(), args, vec![])
-        }
-        Component::KubeControllerManager => {
-            let kubeconfig = layout.config("controller-manager.kubeconfig");
-            let args = vec![
-                path_arg("kubeconfig", &kubeconfig),
-                path_arg("authentication-kubeconfig", &kubeconfig),
-                path_arg("authorization-kubeconfig", &kubeconfig),
-                arg("bind-address", ip),
-                arg("secure-port", ports.controller_manager),
-                path_arg("tls-cert-file", &layout.pki("controller-manager.crt")),
-                path_arg(
-                    "tls-private-key-file",
-                    &layout.pki("controller-manager.key"),
-                ),
-                arg("leader-elect", false),
-                arg("use-service-account-credentials", true),
-                path_arg("service-account-private-key-file", &layout.pki("sa.key")),
-                path_arg("root-ca-file", &layout.pki("ca.crt")),
-                path_arg("cluster-signing-cert-file", &layout.pki("ca.crt")),
-                path_arg("cluster-signing-key-file", &layout.pki("ca.key")),
-                // Fake nodes get their podCIDRs from the harness.
-                arg("allocate-node-cidrs", false),
-                // The default (20 qps) throttles Deployment/ReplicaSet/Pod creation.
-                arg("kube-api-qps", CLIENT_QPS),
-                arg("kube-api-burst", CLIENT_BURST),
-            ];
-            (binaries.kube_controller_manager.clone(), args, vec![])
-        }
-        Component::KubeScheduler => {
-            let kubeconfig = layout.config("scheduler.kubeconfig");
-            let args = vec![
-                path_arg("config", &layout.config("scheduler.yaml")),
-                path_arg("authentication-kubeconfig", &kubeconfig),
-                path_arg("authorization-kubeconfig", &kubeconfig),
-                arg("bind-address", ip),
-                arg("secure-port", ports.scheduler),
-                path_arg("tls-cert-file", &layout.pki("scheduler.crt")),
-                path_arg("tls-private-key-file", &layout.pki("scheduler.key")),
-            ];
-            (binaries.kube_scheduler.clone(), args, vec![])
-        }
+        Component::Etcd => (binaries.etcd.clone(), etcd_args(layout, ports), vec![]),
+        Component::KubeApiserver => (
+            binaries.kube_apiserver.clone(),
+            apiserver_args(layout, ports),
+            vec![],
+        ),
+        Component::KubeControllerManager => (
+            binaries.kube_controller_manager.clone(),
+            controller_manager_args(layout, ports),
+            vec![],
+        ),
+        Component::KubeScheduler => (
+            binaries.kube_scheduler.clone(),
+            scheduler_args(layout, ports),
+            vec![],
+        ),
         Component::Kwok => {
-            let args = vec![
-                path_arg("kubeconfig", &layout.config("kwok.kubeconfig")),
-                path_arg("config", &layout.config("kwok.yaml")),
-                arg("manage-all-nodes", false),
-                arg(
-                    "manage-nodes-with-annotation-selector",
-                    format!("{}={}", KWOK_NODE_ANNOTATION.0, KWOK_NODE_ANNOTATION.1),
-                ),
-                arg("server-address", format!("{ip}:{}", ports.kwok)),
-                arg("cidr", KWOK_FALLBACK_POD_CIDR),
-                // Leases keep the node lifecycle controller from marking nodes NotReady.
-                arg("node-lease-duration-seconds", 40),
-            ];
             let env = vec![("HOME".to_owned(), layout.kwok_home().display().to_string())];
-            (binaries.kwok.clone(), args, env)
+            (binaries.kwok.clone(), kwok_args(layout, ports), env)
         }
     };
     CommandSpec {
@@ -318,6 +214,139 @@ pub fn command(
         args,
         env,
     }
+}
+
+fn etcd_args(layout: &Layout, ports: &Ports) -> Vec<String> {
+    let ip = BIND_ADDRESS;
+    let peer = format!("http://{ip}:{}", ports.etcd_peer);
+    let client = format!("http://{ip}:{}", ports.etcd_client);
+    vec![
+        arg("name", "clb"),
+        path_arg("data-dir", &layout.etcd_data()),
+        arg("listen-client-urls", &client),
+        arg("advertise-client-urls", &client),
+        arg("listen-peer-urls", &peer),
+        arg("initial-advertise-peer-urls", &peer),
+        arg("initial-cluster", format!("clb={peer}")),
+        arg("initial-cluster-state", "new"),
+        // Throw-away test data: durability buys nothing and fsync costs seconds.
+        arg("unsafe-no-fsync", true),
+        arg("auto-compaction-mode", "periodic"),
+        arg("auto-compaction-retention", "5m"),
+        arg("log-level", "warn"),
+    ]
+}
+
+fn apiserver_args(layout: &Layout, ports: &Ports) -> Vec<String> {
+    let ip = BIND_ADDRESS;
+    let mut args = vec![
+        arg("etcd-servers", format!("http://{ip}:{}", ports.etcd_client)),
+        arg("bind-address", ip),
+        arg("advertise-address", ip),
+        arg("secure-port", ports.apiserver),
+        path_arg("tls-cert-file", &layout.pki("apiserver.crt")),
+        path_arg("tls-private-key-file", &layout.pki("apiserver.key")),
+        path_arg("client-ca-file", &layout.pki("ca.crt")),
+        path_arg("service-account-key-file", &layout.pki("sa.pub")),
+        path_arg("service-account-signing-key-file", &layout.pki("sa.key")),
+        arg(
+            "service-account-issuer",
+            "https://kubernetes.default.svc.cluster.local",
+        ),
+        arg("service-cluster-ip-range", SERVICE_CIDR),
+    ];
+    args.extend(front_proxy_args(layout));
+    args.extend([
+        arg("authorization-mode", "Node,RBAC"),
+        arg("allow-privileged", true),
+        // Endpoints may not hold loopback addresses, so the `kubernetes` Service
+        // cannot point at 127.0.0.1; nothing in a kwok cluster dials it anyway.
+        arg("endpoint-reconciler-type", "none"),
+        // No server-side throttling: tests create objects in bursts.
+        arg("max-requests-inflight", 0),
+        arg("max-mutating-requests-inflight", 0),
+        arg("enable-priority-and-fairness", false),
+    ]);
+    args
+}
+
+/// Front-proxy (aggregation) trust: without it KCM and the scheduler log errors about a
+/// missing requestheader CA on every start.
+fn front_proxy_args(layout: &Layout) -> Vec<String> {
+    vec![
+        path_arg(
+            "requestheader-client-ca-file",
+            &layout.pki("front-proxy-ca.crt"),
+        ),
+        arg("requestheader-allowed-names", "front-proxy-client"),
+        arg("requestheader-username-headers", "X-Remote-User"),
+        arg("requestheader-group-headers", "X-Remote-Group"),
+        arg("requestheader-extra-headers-prefix", "X-Remote-Extra-"),
+        path_arg(
+            "proxy-client-cert-file",
+            &layout.pki("front-proxy-client.crt"),
+        ),
+        path_arg(
+            "proxy-client-key-file",
+            &layout.pki("front-proxy-client.key"),
+        ),
+    ]
+}
+
+fn controller_manager_args(layout: &Layout, ports: &Ports) -> Vec<String> {
+    let kubeconfig = layout.config("controller-manager.kubeconfig");
+    vec![
+        path_arg("kubeconfig", &kubeconfig),
+        path_arg("authentication-kubeconfig", &kubeconfig),
+        path_arg("authorization-kubeconfig", &kubeconfig),
+        arg("bind-address", BIND_ADDRESS),
+        arg("secure-port", ports.controller_manager),
+        path_arg("tls-cert-file", &layout.pki("controller-manager.crt")),
+        path_arg(
+            "tls-private-key-file",
+            &layout.pki("controller-manager.key"),
+        ),
+        arg("leader-elect", false),
+        arg("use-service-account-credentials", true),
+        path_arg("service-account-private-key-file", &layout.pki("sa.key")),
+        path_arg("root-ca-file", &layout.pki("ca.crt")),
+        path_arg("cluster-signing-cert-file", &layout.pki("ca.crt")),
+        path_arg("cluster-signing-key-file", &layout.pki("ca.key")),
+        // Fake nodes get their podCIDRs from the harness.
+        arg("allocate-node-cidrs", false),
+        // The default (20 qps) throttles Deployment/ReplicaSet/Pod creation.
+        arg("kube-api-qps", CLIENT_QPS),
+        arg("kube-api-burst", CLIENT_BURST),
+    ]
+}
+
+fn scheduler_args(layout: &Layout, ports: &Ports) -> Vec<String> {
+    let kubeconfig = layout.config("scheduler.kubeconfig");
+    vec![
+        path_arg("config", &layout.config("scheduler.yaml")),
+        path_arg("authentication-kubeconfig", &kubeconfig),
+        path_arg("authorization-kubeconfig", &kubeconfig),
+        arg("bind-address", BIND_ADDRESS),
+        arg("secure-port", ports.scheduler),
+        path_arg("tls-cert-file", &layout.pki("scheduler.crt")),
+        path_arg("tls-private-key-file", &layout.pki("scheduler.key")),
+    ]
+}
+
+fn kwok_args(layout: &Layout, ports: &Ports) -> Vec<String> {
+    vec![
+        path_arg("kubeconfig", &layout.config("kwok.kubeconfig")),
+        path_arg("config", &layout.config("kwok.yaml")),
+        arg("manage-all-nodes", false),
+        arg(
+            "manage-nodes-with-annotation-selector",
+            format!("{}={}", KWOK_NODE_ANNOTATION.0, KWOK_NODE_ANNOTATION.1),
+        ),
+        arg("server-address", format!("{}:{}", BIND_ADDRESS, ports.kwok)),
+        arg("cidr", KWOK_FALLBACK_POD_CIDR),
+        // Leases keep the node lifecycle controller from marking nodes NotReady.
+        arg("node-lease-duration-seconds", 40),
+    ]
 }
 
 /// Identity (user, groups) each client connects as. KCM and the scheduler use their

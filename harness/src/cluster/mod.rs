@@ -313,6 +313,98 @@ async fn reuse_running(
     })
 }
 
+/// Restarts one component of the running cluster in `state_dir`: SIGTERM (SIGKILL after the
+/// grace period), then the same command line on the same ports, recorded in the state file,
+/// and waits until it is healthy again. Returns how long the component was away.
+pub async fn restart_component(state_dir: &Path, component: Component) -> Result<Duration> {
+    let started = Instant::now();
+    let layout = Layout::new(absolute(state_dir)?);
+    let mut state = read_state(&layout)?.ok_or_else(|| {
+        Error::Environment(format!(
+            "no cluster recorded in {}",
+            layout.root().display()
+        ))
+    })?;
+    let index = state
+        .processes
+        .iter()
+        .position(|r| r.component == component)
+        .ok_or_else(|| Error::Environment(format!("{component} is not recorded")))?;
+    let record = state.processes[index].clone();
+    process::stop(&record, STOP_GRACE).await?;
+    // Not wait_for_reap: when this process started the cluster, the component stays a zombie
+    // child of ours, which holds no port but keeps its /proc entry.
+    health::wait_until(&format!("{component} stopped"), REAP_WAIT, || async {
+        !process::is_running(&record)
+    })
+    .await?;
+    let binaries = recorded_binaries(&state)?;
+    let spec = config::command(component, &layout, &state.ports, &binaries);
+    let log = layout.log(component);
+    info!("restarting {component} (log: {})", log.display());
+    let (mut child, new_record) = process::spawn(&spec, &log)?;
+    state.processes[index] = new_record;
+    write_state(&layout, &state)?;
+    let prober = prober_from_kubeconfig(&layout.kubeconfig())?;
+    let within = match component {
+        Component::Etcd => ETCD_START,
+        Component::KubeApiserver => APISERVER_START,
+        _ => CONTROLLER_START,
+    };
+    let ports = state.ports;
+    wait_healthy(component, &ports, &prober, &mut child, &layout, within).await?;
+    Ok(started.elapsed())
+}
+
+/// The binaries of the running cluster, as its state file records them.
+fn recorded_binaries(state: &ClusterState) -> Result<Binaries> {
+    let binary = |component: Component| {
+        state
+            .processes
+            .iter()
+            .find(|r| r.component == component)
+            .map(|r| r.binary.clone())
+            .ok_or_else(|| Error::Environment(format!("{component} is not recorded")))
+    };
+    Ok(Binaries {
+        etcd: binary(Component::Etcd)?,
+        kube_apiserver: binary(Component::KubeApiserver)?,
+        kube_controller_manager: binary(Component::KubeControllerManager)?,
+        kube_scheduler: binary(Component::KubeScheduler)?,
+        kwok: binary(Component::Kwok)?,
+        kubernetes_version: state.kubernetes_version.clone(),
+    })
+}
+
+/// A health prober with the CA and admin credentials of the cluster's admin kubeconfig.
+fn prober_from_kubeconfig(path: &Path) -> Result<Prober> {
+    use base64::Engine as _;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::io("reading kubeconfig", path, e))?;
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(&text).map_err(|e| Error::Kubeconfig(e.to_string()))?;
+    let field = |pointer: [&str; 3]| -> Result<String> {
+        let encoded = doc
+            .get(pointer[0])
+            .and_then(|v| v.get(0))
+            .and_then(|v| v.get(pointer[1]))
+            .and_then(|v| v.get(pointer[2]))
+            .and_then(serde_yaml::Value::as_str)
+            .ok_or_else(|| Error::Kubeconfig(format!("{}: no {}", path.display(), pointer[2])))?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|e| Error::Kubeconfig(format!("{}: {}: {e}", path.display(), pointer[2])))?;
+        String::from_utf8(bytes)
+            .map_err(|e| Error::Kubeconfig(format!("{}: {}: {e}", path.display(), pointer[2])))
+    };
+    let ca_pem = field(["clusters", "cluster", "certificate-authority-data"])?;
+    let admin = CertifiedKey {
+        cert_pem: field(["users", "user", "client-certificate-data"])?,
+        key_pem: field(["users", "user", "client-key-data"])?,
+    };
+    Prober::new(&ca_pem, &admin)
+}
+
 /// The outcome of `down`.
 #[derive(Debug, Clone, Default)]
 pub struct DownReport {

@@ -23,6 +23,8 @@ use crate::cluster;
 use crate::error::{Error, Result};
 use crate::kubeops::FIELD_MANAGER;
 use crate::scenario::CloudSetup;
+use fake_clb::admin_api::{AdminPath, LoadBalancerConfig};
+use fake_clb::admin_client::AdminClient;
 
 pub const DEFAULT_STATE_DIR: &str = ".work/harness";
 const FAKE_CLB_START: Duration = Duration::from_secs(20);
@@ -82,25 +84,32 @@ pub struct LoadBalancerInfo {
     pub vips: Vec<String>,
 }
 
-/// fake-clb's config for a cloud setup (listen addresses are passed as flags).
+/// fake-clb's config for a cloud setup (listen addresses are passed as flags). Load balancers
+/// without an owner belong to the first account; without a region they are in `cloud.region`.
 pub fn fake_clb_config(cloud: &CloudSetup) -> Value {
     let first_account = cloud
         .accounts
         .first()
         .map(|a| a.secret_id.clone())
         .unwrap_or_default();
+    let load_balancers: Vec<LoadBalancerConfig> = cloud
+        .load_balancers
+        .iter()
+        .map(|lb| LoadBalancerConfig {
+            id: lb.id.clone(),
+            secret_id: lb
+                .secret_id
+                .clone()
+                .unwrap_or_else(|| first_account.clone()),
+            region: lb.region.clone().unwrap_or_else(|| cloud.region.clone()),
+            name: Some(lb.name.clone()),
+            lb_type: lb.lb_type.clone(),
+            vips: lb.vips.clone(),
+        })
+        .collect();
     let mut config = json!({
-        "accounts": cloud.accounts.iter().map(|a| json!({
-            "secretId": a.secret_id, "secretKey": a.secret_key, "appId": a.app_id,
-        })).collect::<Vec<_>>(),
-        "loadBalancers": cloud.load_balancers.iter().map(|lb| json!({
-            "id": lb.id,
-            "secretId": lb.secret_id.clone().unwrap_or_else(|| first_account.clone()),
-            "region": lb.region.clone().unwrap_or_else(|| cloud.region.clone()),
-            "name": lb.name,
-            "type": lb.lb_type,
-            "vips": lb.vips,
-        })).collect::<Vec<_>>(),
+        "accounts": cloud.accounts,
+        "loadBalancers": load_balancers,
         "limits": cloud.limits,
     });
     if let Some(seed) = cloud.seed {
@@ -118,6 +127,8 @@ pub struct Environment {
     pub cloud: CloudSetup,
     pub fake_api: SocketAddr,
     pub fake_admin: SocketAddr,
+    /// fake-clb's control API.
+    pub admin: AdminClient,
     /// None when fake-clb is external.
     fake: Option<Managed>,
     controller: Option<Managed>,
@@ -176,7 +187,7 @@ impl Environment {
                 (None, api, admin)
             }
             None => {
-                let (fake, api, admin) = start_fake_clb(&options, &state_dir, &cloud).await?;
+                let (fake, api, admin) = start_fake_clb(&options, &state_dir, &cloud, None).await?;
                 (Some(fake), api, admin)
             }
         };
@@ -188,6 +199,7 @@ impl Environment {
             cloud,
             fake_api,
             fake_admin,
+            admin: AdminClient::for_addr(fake_admin)?,
             fake,
             controller: None,
             controller_note: None,
@@ -229,8 +241,8 @@ impl Environment {
         self.write_env_file()
     }
 
-    pub fn admin_url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.fake_admin)
+    pub fn admin_url(&self, path: AdminPath) -> String {
+        self.admin.url(path)
     }
 
     pub fn controller_available(&self) -> bool {
@@ -250,10 +262,12 @@ impl Environment {
             if let Some(fake) = self.fake.as_mut() {
                 fake.stop(false).await;
             }
-            let (fake, api, admin) = start_fake_clb(&self.options, &self.state_dir, cloud).await?;
+            let (fake, api, admin) =
+                start_fake_clb(&self.options, &self.state_dir, cloud, None).await?;
             self.fake = Some(fake);
             self.fake_api = api;
             self.fake_admin = admin;
+            self.admin = AdminClient::for_addr(admin)?;
             self.cloud = cloud.clone();
             self.install_faults().await?;
             if self.controller_help.is_some() {
@@ -261,39 +275,73 @@ impl Environment {
             }
             return self.write_env_file();
         }
-        self.admin("POST", "/_fake/reset", None).await?;
+        self.start_fake_clb().await?;
+        self.admin.reset().await?;
         self.install_faults().await
     }
 
+    /// Starts fake-clb again after `stop_fake_clb`, on the same ports, from its state file (a
+    /// no-op while it runs). It has the config's limits and no fault rules.
+    pub async fn start_fake_clb(&mut self) -> Result<()> {
+        if self.fake_clb_running()? {
+            return Ok(());
+        }
+        let resume = Some((self.fake_api, self.fake_admin));
+        let (fake, _, _) =
+            start_fake_clb(&self.options, &self.state_dir, &self.cloud, resume).await?;
+        self.fake = Some(fake);
+        self.write_env_file()
+    }
+
+    /// SIGTERM (then SIGKILL after a grace period), or SIGKILL at once with `kill`. The
+    /// controller keeps running and sees connection errors until `start_fake_clb`.
+    pub async fn stop_fake_clb(&mut self, kill: bool) -> Result<()> {
+        self.fake_clb_running()?;
+        if let Some(mut fake) = self.fake.take() {
+            fake.stop(kill).await;
+        }
+        self.write_env_file()
+    }
+
+    /// Whether our fake-clb process runs; an error when fake-clb is not ours to manage.
+    fn fake_clb_running(&mut self) -> Result<bool> {
+        if self.options.external_fake_clb.is_some() {
+            return Err(Error::Environment(
+                "fake-clb is external (--fake-clb-api): it cannot be stopped or started".into(),
+            ));
+        }
+        Ok(self.fake.as_mut().is_some_and(Managed::is_running))
+    }
+
+    /// Restarts a process of the local control plane. The cluster is the one `--cluster-state-dir`
+    /// names, or, with `--kubeconfig`, the local control plane that kubeconfig belongs to.
+    pub async fn restart_control_plane(
+        &self,
+        component: cluster::config::Component,
+    ) -> Result<Duration> {
+        let state_dir = match &self.options.kubeconfig {
+            None => self.options.cluster.state_dir.clone(),
+            Some(kubeconfig) => kubeconfig
+                .parent()
+                .filter(|dir| dir.join("cluster.json").is_file())
+                .map(Path::to_path_buf)
+                .ok_or_else(|| {
+                    Error::Environment(format!(
+                        "{} is not the kubeconfig of a local control plane (no cluster.json next to it)",
+                        kubeconfig.display()
+                    ))
+                })?,
+        };
+        cluster::restart_component(&state_dir, component).await
+    }
+
     async fn install_faults(&self) -> Result<()> {
-        let rules = serde_json::to_value(&self.cloud.faults).map_err(|e| Error::Serialize {
-            what: "fault rules",
-            reason: e.to_string(),
-        })?;
-        self.admin("PUT", "/_fake/faults", Some(&rules)).await?;
+        self.admin.put_faults(&self.cloud.faults).await?;
         Ok(())
     }
 
-    /// One control-API call; a non-2xx answer is an error with the body.
-    pub async fn admin(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
-        let url = self.admin_url(path);
-        let method = reqwest::Method::from_bytes(method.as_bytes())
-            .map_err(|e| Error::Cloud(format!("bad method {method}: {e}")))?;
-        let mut request = self.http.request(method.clone(), &url);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await?;
-        let status = response.status();
-        let text = response.text().await?;
-        if !status.is_success() {
-            return Err(Error::Cloud(format!(
-                "{method} {path}: HTTP {status}: {text}"
-            )));
-        }
-        Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
-    }
-
+    /// Starts the controller (a no-op while it runs) and waits until it is healthy and its
+    /// webhooks point at it.
     pub async fn start_controller(&mut self) -> Result<()> {
         let Some(help) = self.controller_help.clone() else {
             return Err(Error::Environment(format!(
@@ -309,14 +357,48 @@ impl Environment {
             .accounts
             .first()
             .ok_or_else(|| Error::Environment("the cloud has no account".to_string()))?;
-        let kubeconfig = match &self.options.controller_identity {
+        let env = vec![
+            (
+                "TENCENTCLOUD_SECRET_ID".to_string(),
+                account.secret_id.clone(),
+            ),
+            (
+                "TENCENTCLOUD_SECRET_KEY".to_string(),
+                account.secret_key.clone(),
+            ),
+        ];
+        let kubeconfig = self.controller_kubeconfig().await?;
+        let command = self.controller_command(&help, &kubeconfig)?;
+        let log = self.controller_log();
+        let mut managed = Managed::spawn(
+            "clb-controller",
+            &self.options.controller_bin,
+            &command.args,
+            &env,
+            &log,
+            &log,
+        )?;
+        self.await_controller(&mut managed, &command, &log).await?;
+        info!("clb-controller running (log: {})", log.display());
+        self.controller = Some(managed);
+        self.write_env_file()
+    }
+
+    /// The admin kubeconfig, or one holding only a fresh token of the controller's
+    /// ServiceAccount when it runs as one.
+    async fn controller_kubeconfig(&self) -> Result<PathBuf> {
+        Ok(match &self.options.controller_identity {
             Some(identity) => {
                 let path = self.state_dir.join("controller.kubeconfig");
                 identity::write_kubeconfig(&self.client, &self.kubeconfig, identity, &path).await?;
                 path
             }
             None => self.kubeconfig.clone(),
-        };
+        })
+    }
+
+    /// `clb-controller run` flags, using only the ones `run --help` lists.
+    fn controller_command(&self, help: &str, kubeconfig: &Path) -> Result<ControllerCommand> {
         let mut args = vec![
             "run".to_string(),
             format!("--kubeconfig={}", kubeconfig.display()),
@@ -350,42 +432,39 @@ impl Environment {
         } else {
             None
         };
-        let env = vec![
-            (
-                "TENCENTCLOUD_SECRET_ID".to_string(),
-                account.secret_id.clone(),
-            ),
-            (
-                "TENCENTCLOUD_SECRET_KEY".to_string(),
-                account.secret_key.clone(),
-            ),
-        ];
-        let log = self.controller_log();
-        let mut managed = Managed::spawn(
-            "clb-controller",
-            &self.options.controller_bin,
-            &args,
-            &env,
-            &log,
-            &log,
-        )?;
-        // With leader election (as a ServiceAccount) started means leader with synced caches: /readyz.
+        Ok(ControllerCommand {
+            args,
+            metrics_port,
+            webhook_port,
+        })
+    }
+
+    /// Waits until the controller answers its health probe (`/readyz` with leader election:
+    /// leader with synced caches; else `/healthz`) and its webhooks are registered. A crash or
+    /// a missed deadline is an error with the log tail; the process is then stopped.
+    async fn await_controller(
+        &self,
+        managed: &mut Managed,
+        command: &ControllerCommand,
+        log: &Path,
+    ) -> Result<()> {
         let probe = if self.options.controller_identity.is_some() {
             "readyz"
         } else {
             "healthz"
         };
+        let failed = |reason: String| Error::ComponentFailed {
+            component: "clb-controller".to_string(),
+            reason,
+            log: log.to_path_buf(),
+            log_tail: format!("\n{}", cluster::process::log_tail(log, 20)),
+        };
         let deadline = Instant::now() + CONTROLLER_START;
         loop {
             if let Some(status) = managed.exited() {
-                return Err(Error::ComponentFailed {
-                    component: "clb-controller".to_string(),
-                    reason: format!("exited ({status})"),
-                    log: log.clone(),
-                    log_tail: format!("\n{}", cluster::process::log_tail(&log, 20)),
-                });
+                return Err(failed(format!("exited ({status})")));
             }
-            let healthy = match metrics_port {
+            let healthy = match command.metrics_port {
                 Some(port) => self
                     .http
                     .get(format!("http://127.0.0.1:{port}/{probe}"))
@@ -395,27 +474,22 @@ impl Environment {
                 // Without a health endpoint: alive after a short grace counts as started.
                 None => managed.age() > Duration::from_secs(2),
             };
-            let healthy = match (healthy, webhook_port) {
+            let healthy = match (healthy, command.webhook_port) {
                 (true, Some(port)) => webhooks_registered(&self.client, port).await,
                 (healthy, _) => healthy,
             };
             if healthy {
-                break;
+                return Ok(());
             }
             if Instant::now() >= deadline {
                 managed.stop(true).await;
-                return Err(Error::ComponentFailed {
-                    component: "clb-controller".to_string(),
-                    reason: format!("not healthy within {}s", CONTROLLER_START.as_secs()),
-                    log: log.clone(),
-                    log_tail: format!("\n{}", cluster::process::log_tail(&log, 20)),
-                });
+                return Err(failed(format!(
+                    "not healthy within {}s",
+                    CONTROLLER_START.as_secs()
+                )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        info!("clb-controller running (log: {})", log.display());
-        self.controller = Some(managed);
-        self.write_env_file()
     }
 
     /// SIGTERM (then SIGKILL after a grace period), or SIGKILL at once with `kill`.
@@ -501,6 +575,13 @@ impl Environment {
     pub fn detach(self) -> PathBuf {
         self.env_file_path()
     }
+}
+
+/// How the controller was started: its arguments and the ports its probes are on.
+struct ControllerCommand {
+    args: Vec<String>,
+    metrics_port: Option<u16>,
+    webhook_port: Option<u16>,
 }
 
 /// Stops what `env.json` in `state_dir` records. Returns one line per action.
@@ -607,23 +688,43 @@ async fn remove_webhook_configurations(client: &kube::Client) {
     }
 }
 
+/// Where fake-clb keeps its state when the scenario has `cloud.persistState`.
+fn fake_clb_state_file(state_dir: &Path) -> PathBuf {
+    state_dir.join("fake-clb-state.json")
+}
+
+/// Starts fake-clb. `resume` gives the ports of a fake-clb that was stopped: the new one listens
+/// there (the controller keeps its endpoint) and loads the state file; otherwise it gets free
+/// ports and a state file (if any) from scratch.
 async fn start_fake_clb(
     options: &EnvOptions,
     state_dir: &Path,
     cloud: &CloudSetup,
+    resume: Option<(SocketAddr, SocketAddr)>,
 ) -> Result<(Managed, SocketAddr, SocketAddr)> {
     let config_path = match &options.fake_clb_config {
         Some(path) => path.clone(),
         None => {
             let path = state_dir.join("fake-clb.yaml");
-            let text =
-                serde_yaml::to_string(&fake_clb_config(cloud)).map_err(|e| Error::Serialize {
-                    what: "fake-clb config",
-                    reason: e.to_string(),
-                })?;
+            let mut config = fake_clb_config(cloud);
+            if cloud.persist_state {
+                let state_file = fake_clb_state_file(state_dir);
+                if resume.is_none() {
+                    remove_file_if_exists(&state_file)?;
+                }
+                config["stateFile"] = json!(state_file);
+            }
+            let text = serde_yaml::to_string(&config).map_err(|e| Error::Serialize {
+                what: "fake-clb config",
+                reason: e.to_string(),
+            })?;
             write_private(&path, &text)?;
             path
         }
+    };
+    let (api, admin) = match resume {
+        Some((api, admin)) => (api.to_string(), admin.to_string()),
+        None => ("127.0.0.1:0".to_string(), "127.0.0.1:0".to_string()),
     };
     let logs = state_dir.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| Error::io("creating log dir", &logs, e))?;
@@ -633,8 +734,8 @@ async fn start_fake_clb(
     let _ = std::fs::remove_file(&out);
     let args = vec![
         format!("--config={}", config_path.display()),
-        "--listen=127.0.0.1:0".to_string(),
-        "--admin-listen=127.0.0.1:0".to_string(),
+        format!("--listen={api}"),
+        format!("--admin-listen={admin}"),
     ];
     let mut managed = Managed::spawn("fake-clb", &options.fake_clb_bin, &args, &[], &out, &log)?;
     let deadline = Instant::now() + FAKE_CLB_START;
@@ -661,6 +762,14 @@ async fn start_fake_clb(
             log: log.clone(),
             log_tail: format!("\n{}", cluster::process::log_tail(&log, 20)),
         });
+    }
+}
+
+fn remove_file_if_exists(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("removing", path, e)),
     }
 }
 
@@ -829,16 +938,16 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::{CloudLimits, HumanDuration};
+    use crate::scenario::LimitsPatch;
 
     #[test]
     fn fake_clb_config_fills_owner_and_region_and_renders_durations() {
         let cloud = CloudSetup {
             seed: Some(7),
-            limits: CloudLimits {
+            limits: LimitsPatch {
                 action_qps: Some(5),
-                task_duration: Some(HumanDuration(Duration::from_millis(250))),
-                ..CloudLimits::default()
+                task_duration: Some(Duration::from_millis(250)),
+                ..LimitsPatch::default()
             },
             ..CloudSetup::default()
         };

@@ -6,6 +6,7 @@
 //! fake-clb cannot be watched: its request log is polled every 20 ms and the state dump fetched
 //! after a registration succeeded, at most every 250 ms (see [`crate::measure::cloud`]).
 
+use fake_clb::admin_api::AdminPath;
 use std::collections::BTreeMap;
 use std::pin::pin;
 use std::time::{Duration, Instant};
@@ -70,7 +71,7 @@ fn portbinding_resource() -> ApiResource {
 
 impl Measurements {
     /// Starts the watchers and the fake-clb poller. `state_url` is fake-clb's
-    /// `…/_fake/state`; the request log is read next to it.
+    /// `AdminPath::State`; the request log (`AdminPath::Requests`) is read next to it.
     pub fn start(
         &mut self,
         client: &Client,
@@ -93,8 +94,8 @@ impl Measurements {
             .build()
             .unwrap_or_default();
         let requests_url = state_url
-            .strip_suffix("/_fake/state")
-            .map(|base| format!("{base}/_fake/requests"))
+            .strip_suffix(AdminPath::State.as_str())
+            .map(|base| format!("{base}{}", AdminPath::Requests.as_str()))
             .unwrap_or_default();
         let running = Running {
             pods: tokio::spawn(watch_pods(

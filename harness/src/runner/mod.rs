@@ -18,6 +18,8 @@ use crate::env::{EnvOptions, Environment};
 use crate::error::Result;
 use crate::report::{self, Failure, RunReport, ScenarioReport, StepReport};
 use crate::scenario::{self, LoadedScenario, Operation, Step};
+use fake_clb::admin_api::StateQuery;
+use fake_clb::admin_client::AdminClient;
 
 pub use self::ops::OpFailure;
 
@@ -79,24 +81,9 @@ impl Progress {
 /// Loads every scenario, runs the valid ones in one environment and writes the reports.
 pub async fn run(paths: &[PathBuf], options: &RunOptions) -> Result<RunReport> {
     let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let files = scenario::discover(paths)?;
     let mut loaded: Vec<std::result::Result<LoadedScenario, ScenarioReport>> = Vec::new();
-    for file in files {
-        loaded.push(scenario::load(&file).map_err(|e| {
-            ScenarioReport {
-                name: file
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                file: file.clone(),
-                namespace: String::new(),
-                seconds: 0.0,
-                steps: Vec::new(),
-                invariant_failures: Vec::new(),
-                measurements: Vec::new(),
-                error: Some(e.to_string()),
-            }
-        }));
+    for file in scenario::discover(paths)? {
+        loaded.push(scenario::load(&file).map_err(|e| invalid_file_report(&file, &e)));
     }
     let total_steps: usize = loaded
         .iter()
@@ -159,6 +146,23 @@ pub async fn run(paths: &[PathBuf], options: &RunOptions) -> Result<RunReport> {
     Ok(run)
 }
 
+/// The report of a scenario file that did not load (it fails the run without running).
+fn invalid_file_report(file: &Path, error: &crate::Error) -> ScenarioReport {
+    ScenarioReport {
+        name: file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        file: file.to_path_buf(),
+        namespace: String::new(),
+        seconds: 0.0,
+        steps: Vec::new(),
+        invariant_failures: Vec::new(),
+        measurements: Vec::new(),
+        error: Some(error.to_string()),
+    }
+}
+
 /// State of one scenario while it runs.
 pub(crate) struct Ctx<'a> {
     pub env: &'a mut Environment,
@@ -209,36 +213,8 @@ async fn run_scenario(
     let monitor = InvariantMonitor::start(ctx.env, &scenario.invariants);
     for step in &scenario.steps {
         progress.step(&format!("{} / {}", scenario.metadata.name, step.name));
-        let mut step_report = run_step(&mut ctx, step).await;
-        let violations = check_invariants(&mut ctx, false).await;
-        if !violations.is_empty() {
-            report.invariant_failures.extend(
-                violations
-                    .iter()
-                    .map(|v| format!("after step {:?}: {v}", step.name)),
-            );
-            if step_report.failure.is_none() {
-                step_report.failure = Some(Failure {
-                    message: "invariant violated after the step".to_string(),
-                    detail: violations.join("\n"),
-                });
-            }
-        }
-        progress.line(&format!(
-            "  {} {} ({:.1}s){}",
-            if step_report.failure.is_none() {
-                "ok  "
-            } else {
-                "FAIL"
-            },
-            step.name,
-            step_report.seconds,
-            step_report
-                .failure
-                .as_ref()
-                .map(|f| format!("\n{}\n{}", f.message, indent(&f.detail)))
-                .unwrap_or_default()
-        ));
+        let step_report = run_checked_step(&mut ctx, step, &mut report).await;
+        progress.line(&step_line(step, &step_report));
         progress.advance();
         report.steps.push(step_report);
     }
@@ -251,8 +227,61 @@ async fn run_scenario(
                 .map(|v| format!("during the steps: {v}")),
         );
     }
+    finish_scenario(&mut ctx, &mut report, options.keep).await;
+    report.seconds = started.elapsed().as_secs_f64();
+    report
+}
+
+/// Runs a step, then the invariants; a violation fails a step that passed.
+async fn run_checked_step(
+    ctx: &mut Ctx<'_>,
+    step: &Step,
+    report: &mut ScenarioReport,
+) -> StepReport {
+    let mut step_report = run_step(ctx, step).await;
+    let violations = check_invariants(ctx, false).await;
+    if !violations.is_empty() {
+        report.invariant_failures.extend(
+            violations
+                .iter()
+                .map(|v| format!("after step {:?}: {v}", step.name)),
+        );
+        if step_report.failure.is_none() {
+            step_report.failure = Some(Failure {
+                message: "invariant violated after the step".to_string(),
+                detail: violations.join("\n"),
+            });
+        }
+    }
+    step_report
+}
+
+/// The progress line of a finished step, with the failure and its detail.
+fn step_line(step: &Step, step_report: &StepReport) -> String {
+    format!(
+        "  {} {} ({:.1}s){}",
+        if step_report.failure.is_none() {
+            "ok  "
+        } else {
+            "FAIL"
+        },
+        step.name,
+        step_report.seconds,
+        step_report
+            .failure
+            .as_ref()
+            .map(|f| format!("\n{}\n{}", f.message, indent(&f.detail)))
+            .unwrap_or_default()
+    )
+}
+
+/// After the steps: the end-of-scenario invariants, the measurements and (unless `keep`) the
+/// teardown with its clean-up check.
+async fn finish_scenario(ctx: &mut Ctx<'_>, report: &mut ScenarioReport, keep: bool) {
+    let loaded: &LoadedScenario = ctx.scenario;
+    let scenario = &loaded.scenario;
     report.invariant_failures.extend(
-        check_invariants(&mut ctx, true)
+        check_invariants(ctx, true)
             .await
             .into_iter()
             .map(|v| format!("at the end: {v}")),
@@ -261,28 +290,29 @@ async fn run_scenario(
         .measurements
         .finish(&scenario.measurements, &scenario.metadata.name)
         .await;
-    if !options.keep {
+    if !keep {
         let check = scenario.invariants.clean_teardown;
         report.invariant_failures.extend(
-            teardown(ctx.env, &namespace, check)
+            teardown(ctx.env, &ctx.namespace, check)
                 .await
                 .into_iter()
                 .map(|v| format!("teardown: {v}")),
         );
     }
-    report.seconds = started.elapsed().as_secs_f64();
-    report
 }
 
 const TEARDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// Deletes the scenario's namespace in a healthy environment (faults cleared, controller
-/// running, since its webhooks fail closed) and, with `check`, waits until the namespace is gone
+/// Deletes the scenario's namespace in a healthy environment (fake-clb running, faults cleared,
+/// controller running, since its webhooks fail closed) and, with `check`, waits until the namespace is gone
 /// and fake-clb holds no listener: the controller must clean up after every object it created.
 /// Returns the problems found.
 async fn teardown(env: &mut Environment, namespace: &str, check: bool) -> Vec<String> {
     let mut problems = Vec::new();
-    if let Err(e) = env.admin("DELETE", "/_fake/faults", None).await {
+    if let Err(e) = env.start_fake_clb().await {
+        problems.push(format!("starting fake-clb for teardown: {e}"));
+    }
+    if let Err(e) = env.admin.clear_faults().await {
         problems.push(format!("clearing faults: {e}"));
     }
     if env.controller_available()
@@ -307,7 +337,7 @@ async fn teardown(env: &mut Environment, namespace: &str, check: bool) -> Vec<St
     while Instant::now() < deadline {
         left = match namespaces.get_opt(namespace).await {
             Ok(Some(_)) => vec![format!("namespace {namespace}")],
-            Ok(None) => match env.admin("GET", "/_fake/state", None).await {
+            Ok(None) => match env.admin.state_json(&StateQuery::default()).await {
                 Ok(state) => invariants::cloud_load_balancers(&state)
                     .iter()
                     .flat_map(|(id, lb)| {
@@ -472,13 +502,7 @@ async fn check_invariants(ctx: &mut Ctx<'_>, end: bool) -> Vec<String> {
     if !(inv.unique_ports || inv.ready_bindings_in_cloud || (end && inv.no_orphans)) {
         return Vec::new();
     }
-    match invariant_snapshot(
-        &ctx.env.client,
-        &ctx.env.http,
-        &ctx.env.admin_url("/_fake/state"),
-    )
-    .await
-    {
+    match invariant_snapshot(&ctx.env.client, &ctx.env.admin).await {
         Ok((pods, bindings, listeners, state)) => {
             let mut out = Vec::new();
             if inv.unique_ports {
@@ -500,11 +524,7 @@ async fn check_invariants(ctx: &mut Ctx<'_>, end: bool) -> Vec<String> {
 
 type Snapshot = (Vec<Value>, Vec<Value>, Vec<Value>, Value);
 
-async fn invariant_snapshot(
-    client: &kube::Client,
-    http: &reqwest::Client,
-    state_url: &str,
-) -> Result<Snapshot> {
+async fn invariant_snapshot(client: &kube::Client, admin: &AdminClient) -> Result<Snapshot> {
     let all = |api_version: &str, kind: &str| scenario::ResourceRef {
         api_version: api_version.to_string(),
         kind: kind.to_string(),
@@ -527,13 +547,7 @@ async fn invariant_snapshot(
     let group = "networkextension.bkbcs.tencent.com/v1";
     let bindings = list_all(all(group, "PortBinding")).await?;
     let listeners = list_all(all(group, "Listener")).await?;
-    let state = http
-        .get(state_url)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let state = admin.state_json(&StateQuery::default()).await?;
     Ok((pods, bindings, listeners, state))
 }
 
@@ -556,8 +570,7 @@ impl InvariantMonitor {
             return None;
         }
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let (client, http) = (env.client.clone(), env.http.clone());
-        let state_url = env.admin_url("/_fake/state");
+        let (client, admin) = (env.client.clone(), env.admin.clone());
         let (unique, ready) = (inv.unique_ports, inv.ready_bindings_in_cloud);
         let task = tokio::spawn(async move {
             let mut previous = std::collections::BTreeSet::new();
@@ -567,8 +580,7 @@ impl InvariantMonitor {
                     _ = stopped.changed() => return persistent,
                     _ = tokio::time::sleep(interval) => {}
                 }
-                let Ok((pods, bindings, _, state)) =
-                    invariant_snapshot(&client, &http, &state_url).await
+                let Ok((pods, bindings, _, state)) = invariant_snapshot(&client, &admin).await
                 else {
                     continue;
                 };

@@ -7,6 +7,10 @@ use std::time::Duration;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// The longest duration a scenario may give: a run is bounded, and adding a larger one to the
+/// clock could overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Parsed at load time, so a bad duration is reported with the file and line of the value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct HumanDuration(pub Duration);
@@ -26,13 +30,18 @@ impl fmt::Display for HumanDuration {
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        humantime::parse_duration(text.trim())
-            .map(HumanDuration)
-            .map_err(|e| {
-                serde::de::Error::custom(format!(
-                    "invalid duration {text:?} ({e}); write e.g. 500ms, 30s or 2m"
-                ))
-            })
+        let duration = humantime::parse_duration(text.trim()).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration {text:?} ({e}); write e.g. 500ms, 30s or 2m"
+            ))
+        })?;
+        if duration > MAX_DURATION {
+            return Err(serde::de::Error::custom(format!(
+                "duration {text:?} is longer than {}",
+                humantime::format_duration(MAX_DURATION)
+            )));
+        }
+        Ok(HumanDuration(duration))
     }
 }
 
@@ -66,5 +75,9 @@ mod tests {
         assert_eq!(d.get(), Duration::from_secs(90));
         let e = serde_yaml::from_str::<HumanDuration>("ten seconds").unwrap_err();
         assert!(e.to_string().contains("invalid duration"), "{e}");
+        let d: HumanDuration = serde_yaml::from_str("24h").unwrap();
+        assert_eq!(d.get(), MAX_DURATION);
+        let e = serde_yaml::from_str::<HumanDuration>("24h 1s").unwrap_err();
+        assert!(e.to_string().contains("longer than 1day"), "{e}");
     }
 }

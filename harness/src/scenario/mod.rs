@@ -15,6 +15,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use fake_clb::admin_api::{AccountConfig, Effect, FaultRule, LimitsPatch};
+
 pub use self::duration::HumanDuration;
 use crate::error::{Error, Result};
 
@@ -72,15 +74,26 @@ pub struct CloudSetup {
     /// Seeds fault probabilities and generated ids.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// fake-clb's accounts; default one test account (`appId` 1250000001).
     #[serde(default = "default_accounts")]
-    pub accounts: Vec<Account>,
+    pub accounts: Vec<AccountConfig>,
     #[serde(default = "default_load_balancers")]
     pub load_balancers: Vec<LoadBalancer>,
+    /// fake-clb's `limits`; unset keys keep fake-clb's defaults.
     #[serde(default)]
-    pub limits: CloudLimits,
-    /// Fault rules installed at start (and again after each reset).
+    pub limits: LimitsPatch,
+    /// fake-clb fault rules installed at start (and again after each reset); the first
+    /// matching rule fires.
     #[serde(default)]
     pub faults: Vec<FaultRule>,
+    /// fake-clb keeps its state in a file (`<state-dir>/fake-clb-state.json`, new for the
+    /// scenario), so a `fakeClb` start after a stop or kill resumes the cloud as it was.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub persist_state: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 impl Default for CloudSetup {
@@ -90,8 +103,9 @@ impl Default for CloudSetup {
             seed: None,
             accounts: default_accounts(),
             load_balancers: default_load_balancers(),
-            limits: CloudLimits::default(),
+            limits: LimitsPatch::default(),
             faults: Vec::new(),
+            persist_state: false,
         }
     }
 }
@@ -105,8 +119,8 @@ fn default_region() -> String {
     DEFAULT_REGION.to_string()
 }
 
-fn default_accounts() -> Vec<Account> {
-    vec![Account {
+fn default_accounts() -> Vec<AccountConfig> {
+    vec![AccountConfig {
         secret_id: DEFAULT_SECRET_ID.to_string(),
         secret_key: DEFAULT_SECRET_KEY.to_string(),
         app_id: 1_250_000_001,
@@ -126,20 +140,8 @@ fn default_load_balancers() -> Vec<LoadBalancer> {
         .collect()
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Account {
-    pub secret_id: String,
-    pub secret_key: String,
-    #[serde(default = "default_app_id")]
-    pub app_id: u64,
-}
-
-fn default_app_id() -> u64 {
-    1_250_000_001
-}
-
-/// A load balancer that exists (running, no listeners) when the scenario starts.
+/// A load balancer that exists (running, no listeners) when the scenario starts. Rendered into
+/// fake-clb's `LoadBalancerConfig`; owner and region default to the scenario's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoadBalancer {
@@ -160,76 +162,6 @@ pub struct LoadBalancer {
 
 fn default_lb_type() -> String {
     "OPEN".to_string()
-}
-
-/// fake-clb's `limits` (its README); unset keys keep fake-clb's defaults.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CloudLimits {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub action_qps: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub listeners_per_load_balancer: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rules_per_listener: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub targets_per_listener: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub load_balancers_per_region: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub create_listener_max_ports: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task_duration: Option<HumanDuration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub load_balancer_create_duration: Option<HumanDuration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub batch_busy_tail: Option<HumanDuration>,
-}
-
-/// A fake-clb fault rule (its README, "Fault rule"); the first matching rule fires.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FaultRule {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// CLB action name, e.g. `CreateListener`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub action: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub load_balancer_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub probability: Option<f64>,
-    /// Fires for the first N matching calls; unlimited when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub count: Option<u64>,
-    pub effect: FaultEffect,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
-pub enum FaultEffect {
-    Error {
-        code: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        message: Option<String>,
-    },
-    Latency {
-        ms: u64,
-    },
-    Throttle,
-    Drop,
-    CommitThenFail {
-        code: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        message: Option<String>,
-    },
-    FailTask {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        message: Option<String>,
-    },
-    HangTask,
 }
 
 /// Timeouts per operation kind. Unset keys inherit (operation → step → scenario → built-in).
@@ -427,9 +359,15 @@ pub enum Operation {
     /// Remove every fault rule in fake-clb.
     ClearFaults(ClearFaultsOp),
     /// Change fake-clb limits at run time.
-    SetLimits(CloudLimits),
+    SetLimits(LimitsPatch),
     /// Start, stop, restart (SIGTERM) or kill (SIGKILL) the controller process.
     Controller(ControllerOp),
+    /// Start, stop, restart (SIGTERM) or kill (SIGKILL) fake-clb, on the same ports; needs
+    /// `cloud.persistState`, so a started fake-clb resumes its state file.
+    FakeClb(FakeClbOp),
+    /// Restart a process of the local control plane (SIGTERM, then the same command line) and
+    /// wait until it is healthy.
+    RestartControlPlane(RestartControlPlaneOp),
     /// Start or stop a measurement.
     Measure(MeasureOp),
     /// Wait a fixed time. Prefer `wait`/`assert`, which poll a condition.
@@ -459,6 +397,8 @@ impl Operation {
             Operation::ClearFaults(_) => "clearFaults",
             Operation::SetLimits(_) => "setLimits",
             Operation::Controller(_) => "controller",
+            Operation::FakeClb(_) => "fakeClb",
+            Operation::RestartControlPlane(_) => "restartControlPlane",
             Operation::Measure(_) => "measure",
             Operation::Sleep(_) => "sleep",
             Operation::Console(_) => "console",
@@ -685,6 +625,22 @@ pub struct ControllerOp {
     pub timeout: Option<HumanDuration>,
 }
 
+/// fake-clb as a process: stopped and started on the same API and control ports, so the
+/// controller keeps its endpoint. A started fake-clb has the state of its state file, the
+/// config's limits and no fault rules (faults and run-time limits are not persisted).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FakeClbOp {
+    pub action: ControllerAction,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestartControlPlaneOp {
+    /// `etcd`, `kube-apiserver`, `kube-controller-manager`, `kube-scheduler` or `kwok`.
+    pub component: crate::cluster::config::Component,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MeasureOp {
@@ -784,8 +740,18 @@ pub fn load(path: &Path) -> Result<LoadedScenario> {
     })
 }
 
+/// The largest scenario file accepted; shipped ones are a few kB.
+pub const MAX_SCENARIO_BYTES: usize = 1 << 20;
+
+/// The deepest `[`/`{` nesting accepted (the YAML parser refuses deeper values anyway, but
+/// takes time quadratic in the depth to get there).
+const MAX_FLOW_DEPTH: usize = 128;
+
 /// Parses and validates scenario text; errors read `FILE:LINE:COLUMN: message`.
 pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
+    if let Err(message) = check_size_and_nesting(text) {
+        return Err(Error::Scenario(format!("{}{message}", path.display())));
+    }
     let scenario: Scenario = serde_yaml::from_str(text).map_err(|e| {
         let location = e
             .location()
@@ -803,6 +769,64 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
             problems.join("; ")
         )))
     }
+}
+
+/// Refuses text over `MAX_SCENARIO_BYTES` or with flow collections nested deeper than
+/// `MAX_FLOW_DEPTH` before the YAML parser sees it. Brackets inside comments and inside quoted
+/// strings on one line do not count. The message starts with `:LINE:COLUMN: ` where it has a place.
+fn check_size_and_nesting(text: &str) -> std::result::Result<(), String> {
+    if text.len() > MAX_SCENARIO_BYTES {
+        return Err(format!(
+            ": {} bytes, more than the {MAX_SCENARIO_BYTES} a scenario file may have",
+            text.len()
+        ));
+    }
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut previous = '\n';
+    let (mut line, mut column) = (1usize, 0usize);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        column += 1;
+        match (quote, c) {
+            // Counting a multi-line quoted string's brackets errs on the safe side.
+            (_, '\n') => {
+                (line, column, comment, quote) = (line + 1, 0, false, None);
+            }
+            _ if comment => {}
+            (Some('"'), '\\') => {
+                chars.next();
+                column += 1;
+            }
+            (Some(q), c) if c == q => {
+                // '' inside a single-quoted string is an escaped quote.
+                if q == '\'' && chars.peek() == Some(&'\'') {
+                    chars.next();
+                    column += 1;
+                } else {
+                    quote = None;
+                }
+            }
+            (Some(_), _) => {}
+            (None, '"' | '\'') if previous.is_whitespace() || "[{,:".contains(previous) => {
+                quote = Some(c);
+            }
+            (None, '#') if previous.is_whitespace() => comment = true,
+            (None, '[' | '{') => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    return Err(format!(
+                        ":{line}:{column}: collections nested deeper than {MAX_FLOW_DEPTH} levels"
+                    ));
+                }
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        previous = c;
+    }
+    Ok(())
 }
 
 /// Checks serde cannot express; returns one message per problem.
@@ -855,7 +879,7 @@ pub fn validate(scenario: &Scenario, base_dir: &Path) -> Vec<String> {
             ("finally", &step.finally_ops),
         ] {
             for (i, op) in ops.iter().enumerate() {
-                if let Err(message) = validate_op(op, &measurements, base_dir) {
+                if let Err(message) = validate_op(op, scenario, &measurements, base_dir) {
                     problems.push(format!(
                         "step {:?} {block}[{i}] ({}): {message}",
                         step.name,
@@ -870,75 +894,20 @@ pub fn validate(scenario: &Scenario, base_dir: &Path) -> Vec<String> {
 
 fn validate_op(
     op: &Operation,
+    scenario: &Scenario,
     measurements: &BTreeSet<&str>,
     base_dir: &Path,
 ) -> std::result::Result<(), String> {
     match op {
-        Operation::Apply(apply) => {
-            let sources = [
-                apply.file.is_some(),
-                apply.object.is_some(),
-                apply.objects.is_some(),
-            ];
-            if sources.iter().filter(|s| **s).count() != 1 {
-                return Err("give exactly one of file, object, objects".to_string());
-            }
-            if let Some(file) = &apply.file
-                && !base_dir.join(file).is_file()
-            {
-                return Err(format!(
-                    "file {} not found (relative to the scenario)",
-                    file.display()
-                ));
-            }
-            let objects = apply.object.iter().chain(apply.objects.iter().flatten());
-            for object in objects {
-                if object.get("apiVersion").and_then(Value::as_str).is_none()
-                    || object.get("kind").and_then(Value::as_str).is_none()
-                    || object
-                        .pointer("/metadata/name")
-                        .and_then(Value::as_str)
-                        .is_none()
-                {
-                    return Err("every object needs apiVersion, kind and metadata.name".into());
-                }
-            }
-            Ok(())
-        }
-        Operation::Patch(PatchOp {
-            resource,
-            patch_type,
-            patch,
-            ..
-        }) => {
-            need_name(resource)?;
-            if *patch_type == PatchType::Json && !patch.is_array() {
-                return Err("a json patch is a list of operations".to_string());
-            }
-            if *patch_type != PatchType::Json && !patch.is_object() {
-                return Err("a merge patch is a map".to_string());
-            }
-            Ok(())
-        }
+        Operation::FakeClb(_) if !scenario.cloud.persist_state => Err(
+            "needs cloud.persistState: true (without a state file a started fake-clb begins \
+             from its config)"
+                .to_string(),
+        ),
+        Operation::Apply(apply) => validate_apply(apply, base_dir),
+        Operation::Patch(patch) => validate_patch(patch),
         Operation::Scale(scale) => need_name(&scale.resource),
-        Operation::Console(console) => {
-            let needs_listener = matches!(
-                console.action,
-                ConsoleAction::DeleteListener | ConsoleAction::DeleteTarget
-            );
-            if needs_listener && console.port.is_none() {
-                return Err("port (of the listener) is required".to_string());
-            }
-            if console.action == ConsoleAction::DeleteTarget
-                && (console.ip.is_none() || console.target_port.is_none())
-            {
-                return Err("deleteTarget needs ip and targetPort".to_string());
-            }
-            if console.action == ConsoleAction::CreateLoadBalancer && console.vips.is_empty() {
-                return Err("createLoadBalancer needs vips".to_string());
-            }
-            Ok(())
-        }
+        Operation::Console(console) => validate_console(console),
         Operation::Wait(wait) => {
             if wait.condition.is_some() == wait.deleted {
                 return Err("give either condition or deleted: true".to_string());
@@ -951,18 +920,85 @@ fn validate_op(
             }
             Ok(())
         }
-        Operation::Measure(measure) => {
-            let names: Vec<&String> = measure.start.iter().chain(measure.stop.iter()).collect();
-            if names.len() != 1 {
-                return Err("give exactly one of start, stop".to_string());
-            }
-            match names.first() {
-                Some(name) if !measurements.contains(name.as_str()) => Err(format!(
-                    "measurement {name:?} is not declared in measurements"
-                )),
-                _ => Ok(()),
-            }
+        Operation::Measure(measure) => validate_measure(measure, measurements),
+        _ => Ok(()),
+    }
+}
+
+fn validate_apply(apply: &ApplyOp, base_dir: &Path) -> std::result::Result<(), String> {
+    let sources = [
+        apply.file.is_some(),
+        apply.object.is_some(),
+        apply.objects.is_some(),
+    ];
+    if sources.iter().filter(|s| **s).count() != 1 {
+        return Err("give exactly one of file, object, objects".to_string());
+    }
+    if let Some(file) = &apply.file
+        && !base_dir.join(file).is_file()
+    {
+        return Err(format!(
+            "file {} not found (relative to the scenario)",
+            file.display()
+        ));
+    }
+    let objects = apply.object.iter().chain(apply.objects.iter().flatten());
+    for object in objects {
+        if object.get("apiVersion").and_then(Value::as_str).is_none()
+            || object.get("kind").and_then(Value::as_str).is_none()
+            || object
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .is_none()
+        {
+            return Err("every object needs apiVersion, kind and metadata.name".into());
         }
+    }
+    Ok(())
+}
+
+fn validate_patch(patch: &PatchOp) -> std::result::Result<(), String> {
+    need_name(&patch.resource)?;
+    if patch.patch_type == PatchType::Json && !patch.patch.is_array() {
+        return Err("a json patch is a list of operations".to_string());
+    }
+    if patch.patch_type != PatchType::Json && !patch.patch.is_object() {
+        return Err("a merge patch is a map".to_string());
+    }
+    Ok(())
+}
+
+fn validate_console(console: &ConsoleOp) -> std::result::Result<(), String> {
+    let needs_listener = matches!(
+        console.action,
+        ConsoleAction::DeleteListener | ConsoleAction::DeleteTarget
+    );
+    if needs_listener && console.port.is_none() {
+        return Err("port (of the listener) is required".to_string());
+    }
+    if console.action == ConsoleAction::DeleteTarget
+        && (console.ip.is_none() || console.target_port.is_none())
+    {
+        return Err("deleteTarget needs ip and targetPort".to_string());
+    }
+    if console.action == ConsoleAction::CreateLoadBalancer && console.vips.is_empty() {
+        return Err("createLoadBalancer needs vips".to_string());
+    }
+    Ok(())
+}
+
+fn validate_measure(
+    measure: &MeasureOp,
+    measurements: &BTreeSet<&str>,
+) -> std::result::Result<(), String> {
+    let names: Vec<&String> = measure.start.iter().chain(measure.stop.iter()).collect();
+    if names.len() != 1 {
+        return Err("give exactly one of start, stop".to_string());
+    }
+    match names.first() {
+        Some(name) if !measurements.contains(name.as_str()) => Err(format!(
+            "measurement {name:?} is not declared in measurements"
+        )),
         _ => Ok(()),
     }
 }

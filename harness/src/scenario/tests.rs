@@ -126,3 +126,21 @@ fn shipped_scenarios_validate() {
         load(&file).unwrap();
     }
 }
+
+#[test]
+fn nesting_check_counts_brackets_outside_strings_and_comments_only() {
+    let deep = "[".repeat(200);
+    for text in [
+        format!("a: '{deep}'\n"),
+        format!("a: \"{deep}\\\"{deep}\"\n"),
+        format!("a: 1 # {deep}\n"),
+        format!("a: 'it''s {deep}'\n"),
+        format!("a: it's{deep}\n").replace("it's[", "its '"),
+    ] {
+        assert_eq!(check_size_and_nesting(&text), Ok(()), "{text}");
+    }
+    let nested = format!("a: {}{}", "[".repeat(128), "]".repeat(128));
+    assert_eq!(check_size_and_nesting(&nested), Ok(()));
+    let e = check_size_and_nesting(&format!("a: 1\nb: x'{deep}")).unwrap_err();
+    assert_eq!(e, ":2:134: collections nested deeper than 128 levels");
+}

@@ -24,3 +24,22 @@ cap_in_bounding_set() {
 }
 
 elapsed() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+
+# Runs a command, printing "still <label>, <elapsed>" every 30 s so a long step never leaves a CI log
+# silent. The command's output goes where it would anyway; returns its exit status.
+with_heartbeat() { # label command...
+    local label="$1"
+    shift
+    local begin=$SECONDS next=$((SECONDS + 30)) pid status=0
+    "$@" &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 1
+        if ((SECONDS >= next)); then
+            log "  still $label, $(elapsed $((SECONDS - begin))) elapsed"
+            next=$((next + 30))
+        fi
+    done
+    wait "$pid" || status=$?
+    return "$status"
+}

@@ -2,7 +2,8 @@
 # Builds a Debian root filesystem tarball with mmdebstrap from this machine's apt sources (no container
 # registry involved) and prints its path. Cached by content.
 #
-#   tools/kind/rootfs.sh NAME VARIANT PACKAGE...     e.g. rootfs.sh tools minbase iptables iproute2
+#   tools/kind/rootfs.sh NAME VARIANT [--mmdebstrap-option...] PACKAGE...
+#   e.g. rootfs.sh tools minbase iptables iproute2
 #
 # Sources: $KIND_APT_SOURCES (default: /etc/apt/sources.list.d/debian.sources, else /etc/apt/sources.list),
 # suite $KIND_DEBIAN_SUITE (default: this machine's VERSION_CODENAME). Cache:
@@ -12,6 +13,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 name="$1" variant="$2"
 shift 2
+options=()
+while [[ $# -gt 0 && "$1" == --* ]]; do
+    options+=("$1")
+    shift
+done
 sources="${KIND_APT_SOURCES:-}"
 if [[ -z "$sources" ]]; then
     for f in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list; do
@@ -20,7 +26,7 @@ if [[ -z "$sources" ]]; then
 fi
 [[ -n "$sources" ]] || { log "no apt sources found: set KIND_APT_SOURCES"; exit 1; }
 suite="${KIND_DEBIAN_SUITE:-$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")}"
-key="$({ echo "recipe=1 variant=$variant suite=$suite"; printf '%s\n' "$@" | sort; cat "$sources"; } | sha256sum | cut -c1-12)"
+key="$({ echo "recipe=1 variant=$variant suite=$suite"; printf '%s\n' "$@" | sort; ((${#options[@]})) && printf "%s\n" "${options[@]}"; cat "$sources"; } | sha256sum | cut -c1-12)"
 dir="$CLB_CACHE_DIR/kind/rootfs"
 out="$dir/$name-$key.tar"
 if [[ -f "$out" ]]; then
@@ -34,7 +40,7 @@ log "rootfs $name not cached: mmdebstrap --variant=$variant $suite ($# packages)
 include="$(IFS=,; echo "$*")"
 mmdebstrap --quiet --format=tar --variant="$variant" ${include:+--include="$include"} \
     --dpkgopt='path-exclude=/usr/share/{doc,man,info,locale}/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
-    --aptopt='APT::Install-Recommends "false"' \
+    --aptopt='APT::Install-Recommends "false"' "${options[@]}" \
     "$suite" "$out.tmp-$$" "$sources" >&2
 mv "$out.tmp-$$" "$out"
 log "rootfs $name: $(du -h "$out" | cut -f1 | head -1) in $(elapsed $((SECONDS - start)))"

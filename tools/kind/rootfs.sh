@@ -33,7 +33,13 @@ if [[ -f "$out" ]]; then
     echo "$out"
     exit 0
 fi
-command -v mmdebstrap >/dev/null || { log "mmdebstrap is required (Debian: apt-get install mmdebstrap)"; exit 1; }
+if ! command -v mmdebstrap >/dev/null; then
+    [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null ||
+        { log "mmdebstrap is required (Debian: apt-get install mmdebstrap)"; exit 1; }
+    log "installing mmdebstrap with apt-get"
+    apt-get update -q >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends mmdebstrap >&2
+fi
 mkdir -p "$dir"
 start=$SECONDS
 log "rootfs $name not cached: mmdebstrap --variant=$variant $suite ($# packages) from $sources ..."

@@ -60,34 +60,18 @@ cleanup() {
 trap cleanup EXIT
 
 # --- 1. node image -------------------------------------------------------------------------------------
-stock_image="$(sed -n 's/^[[:space:]]*image:[[:space:]]*\(kindest\/node[^[:space:]]*\).*/\1/p' kind-config/cluster.yaml | head -1)"
+choice_line="$(tools/kind/choose-node-image.sh)"
+read -r choice chosen_image <<<"$choice_line"
 image_args=()
-if [[ -n "${KIND_NODE_IMAGE:-}" ]]; then
-    log "node image $KIND_NODE_IMAGE (KIND_NODE_IMAGE)"
-    image_args=(--image "$KIND_NODE_IMAGE")
-    offline=0
+if [[ "$choice" == offline ]]; then
+    offline=1
+    node_image="$(with_heartbeat "building the offline node image" tools/kind/node-image.sh)"
+    image_args=(--image "$node_image")
 else
-    case "${KIND_OFFLINE:-auto}" in
-        0) offline=0 ;;
-        1) offline=1 ;;
-        auto)
-            if docker image inspect "$stock_image" >/dev/null 2>&1; then
-                offline=0
-            elif log "pulling $stock_image" && with_heartbeat "pulling $stock_image" \
-                timeout "${KIND_PULL_TIMEOUT:-600}" docker pull -q "$stock_image" >/dev/null; then
-                offline=0
-            else
-                log "$stock_image cannot be pulled: using the offline node image"
-                offline=1
-            fi ;;
-        *) log "KIND_OFFLINE must be auto, 0 or 1"; exit 2 ;;
-    esac
-    if [[ "$offline" == 1 ]]; then
-        node_image="$(with_heartbeat "building the offline node image" tools/kind/node-image.sh)"
-        image_args=(--image "$node_image")
-    else
-        log "node image $stock_image (stock, from kind-config/cluster.yaml)"
-    fi
+    offline=0
+    log "node image $chosen_image"
+    # The config pins the stock image; KIND_NODE_IMAGE replaces it on every node.
+    [[ -n "${KIND_NODE_IMAGE:-}" ]] && image_args=(--image "$chosen_image")
 fi
 phase_done "node-image"
 

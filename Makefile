@@ -193,7 +193,9 @@ export KIND_REPORT_DIR
 docker-engine: ## Start a Docker engine if none answers (installs Debian docker.io if absent; idempotent)
 	tools/docker-engine.sh
 
-kind-test: $(HELM) $(KIND) harness-bin ## Conformance scenarios on kind with both charts from their images (needs Docker)
+# Inside `make test` the harness comes from test-bins (one cargo invocation, unified features); a separate
+# `cargo build -p clb-harness` there would rebuild dependencies with other features.
+kind-test: $(HELM) $(KIND) $(if $(KIND_HARNESS_BUILT),,harness-bin) ## Conformance scenarios on kind with both charts from their images (needs Docker)
 	tools/kind-test.sh $(HELM) $(KIND) $(HARNESS)
 
 kind-node-image: ## Build the offline kind node image only (cached; prints its name)
@@ -204,9 +206,9 @@ kind-images: ## Build the clb-controller and fake-clb images (KIND_APP_IMAGES=do
 
 # `make test` adds the kind run only where a Docker engine answers (ours from `make docker-engine`, or any
 # other); elsewhere it says so.
-test-kind-if-docker:
+test-kind-if-docker: test-bins
 	@if command -v docker > /dev/null && tools/docker-engine.sh --check; then \
-		$(MAKE) kind-test; \
+		$(MAKE) kind-test KIND_HARNESS_BUILT=1; \
 	else \
 		echo "kind-test: skipped (no Docker engine answers; make docker-engine starts one); the local control plane ran the conformance run"; \
 	fi

@@ -146,7 +146,8 @@ docker exec "$build" bash -c 'for i in $(seq 30); do [ -S /run/containerd/contai
 log "importing ${#preload[@]} images into the node's containerd"
 docker save "${preload[@]}" | docker exec -i "$build" \
     ctr --namespace=k8s.io images import --label=io.cri-containerd.pinned=pinned --all-platforms --no-unpack --digests - >/dev/null
-docker exec "$build" bash -c 'pkill containerd; while pgrep -x containerd >/dev/null; do sleep 0.2; done; rm -f /tmp/containerd.log'
+# The build container's PID 1 (sleep) reaps nothing: a stopped containerd stays a zombie, so wait for that.
+docker exec "$build" bash -c 'pkill -x containerd; while ps -o stat= -C containerd | grep -qv "^Z"; do sleep 0.2; done; rm -f /tmp/containerd.log'
 docker commit \
     --change 'ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]' \
     --change 'ENV container=docker' --change 'STOPSIGNAL SIGRTMIN+3' \

@@ -19,7 +19,7 @@ TENCENTCLOUD_SDK_COMMON_VERSION := 3.1.195
 TENCENTCLOUD_SDK_CLB_VERSION := 3.1.194
 
 
-.PHONY: chart-crds helm kind test-charts kind-test test-kind-if-docker
+.PHONY: chart-crds helm kind test-charts kind-test test-kind-if-docker docker-engine kind-node-image kind-images
 .PHONY: all build test test-rust test-sdk test-bins venv lint fmt clean help fuzz
 .PHONY: controlplane harness-bin cluster-up cluster-down cluster-status test-cluster scenario-bins conformance faults perf perf-quick
 
@@ -180,17 +180,45 @@ test-charts: $(HELM) ## helm lint + template of both charts, default and non-def
 	grep -q "needs replicaCount 1" $(CHARTS_OUT)/two-registrars.err || { cat $(CHARTS_OUT)/two-registrars.err; exit 1; }; \
 	echo "test-charts: $$(ls $(CHARTS_OUT)/*.yaml | wc -l) renders in $(CHARTS_OUT), lint clean, bad values refused"
 
-# kind: both charts in a kind cluster and the conformance scenarios against them (tools/kind-test.sh).
-# Needs a Docker engine and kubectl. KIND_KEEP=1 leaves the cluster running.
-kind-test: $(HELM) $(KIND) harness-bin scenario-bins ## Conformance scenarios on kind with both charts (needs Docker)
+# kind: both charts in a kind cluster and the conformance scenarios against them (tools/kind-test.sh; the
+# variables it reads are listed in tools/README.md). Needs a Docker engine (`make docker-engine` starts one) and
+# kubectl. The node image is the stock kindest/node where it can be pulled, else built offline
+# (tools/kind/node-image.sh). KIND_KEEP=1 leaves the cluster running.
+# The engine `make docker-engine` starts listens on its own socket; use it when DOCKER_HOST is unset and the
+# default engine does not answer (tools/kind/lib.sh does the same for the scripts).
+CLB_DOCKER_SOCK := $(or $(CLB_DOCKER_DIR),$(CLB_CACHE_DIR)/docker)/docker.sock
+ifeq ($(origin DOCKER_HOST),undefined)
+ifneq ($(wildcard $(CLB_DOCKER_SOCK)),)
+ifneq ($(shell docker info > /dev/null 2>&1 && echo up),up)
+export DOCKER_HOST := unix://$(CLB_DOCKER_SOCK)
+endif
+endif
+endif
+export KIND_VERSION
+KIND_REPORT_DIR ?= reports/kind-test
+export KIND_REPORT_DIR
+
+docker-engine: ## Start a Docker engine if none answers (installs Debian docker.io if absent; idempotent)
+	tools/docker-engine.sh
+
+# Inside `make test` the harness comes from test-bins (one cargo invocation, unified features); a separate
+# `cargo build -p clb-harness` there would rebuild dependencies with other features.
+kind-test: $(HELM) $(KIND) $(if $(KIND_HARNESS_BUILT),,harness-bin) ## Conformance scenarios on kind with both charts from their images (needs Docker)
 	tools/kind-test.sh $(HELM) $(KIND) $(HARNESS)
 
-# `make test` adds the kind run only where a Docker engine answers; elsewhere (e.g. these machines) it says so.
-test-kind-if-docker:
-	@if command -v docker > /dev/null && docker info > /dev/null 2>&1; then \
-		$(MAKE) kind-test; \
+kind-node-image: ## Build the offline kind node image only (cached; prints its name)
+	tools/kind/node-image.sh
+
+kind-images: ## Build the clb-controller and fake-clb images (KIND_APP_IMAGES=dockerfile|host, default dockerfile)
+	tools/kind/app-images.sh $(or $(KIND_APP_IMAGES),dockerfile) dev
+
+# `make test` adds the kind run only where a Docker engine answers (ours from `make docker-engine`, or any
+# other); elsewhere it says so.
+test-kind-if-docker: test-bins
+	@if command -v docker > /dev/null && tools/docker-engine.sh --check; then \
+		$(MAKE) kind-test KIND_HARNESS_BUILT=1; \
 	else \
-		echo "kind-test: skipped (no Docker engine: docker info failed); the local control plane ran the conformance run"; \
+		echo "kind-test: skipped (no Docker engine answers; make docker-engine starts one); the local control plane ran the conformance run"; \
 	fi
 
 chart-crds: ## Regenerate the chart's CRD copy from the controller (a test fails when they drift)

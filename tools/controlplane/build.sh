@@ -2,9 +2,13 @@
 # Builds etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok from the Go
 # module proxy into the machine-local cache, unless the cache already holds them.
 #
+#   build.sh                  the control plane (what clb-harness runs): etcd kubernetes kwok
+#   build.sh COMPONENT...     only these; `kubenode` = kubelet, kubeadm, kubectl, kube-proxy (the offline
+#                             kind node image, tools/kind), `kwok` alone for kind's in-cluster kwok
+#
 # Output: progress on stderr; on stdout one `NAME=/absolute/path` line per binary
-# (ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBE_SCHEDULER, KWOK) plus KUBERNETES_VERSION,
-# which clb-harness reads.
+# (ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBE_SCHEDULER, KWOK; with `kubenode`: KUBELET,
+# KUBEADM, KUBECTL, KUBE_PROXY) plus KUBERNETES_VERSION, which clb-harness reads.
 #
 # Cache layout ($CLB_CACHE_DIR, default ~/.cache/clb-testbed):
 #   controlplane/<component>-<version>-<inputs hash>/bin/...   finished binaries + .complete stamp
@@ -88,8 +92,9 @@ ensure_component() { # component version build-function
     log "$component $version: done in $(elapsed $((SECONDS - start)))"
 }
 
-build_kubernetes() { # module-dir out-dir version
-    local dir="$1" out="$2" version="$3"
+# -X flags that give Kubernetes binaries their version (module builds carry no git metadata).
+kubernetes_ldflags() { # version
+    local version="$1"
     local minor="${version#v1.}"
     minor="${minor%%.*}"
     local build_date
@@ -102,8 +107,24 @@ build_kubernetes() { # module-dir out-dir version
         ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.gitCommit="
         [[ -n "$build_date" ]] && ldflags+=" -X $pkg.buildDate=$build_date"
     done
+    echo "$ldflags"
+}
+
+build_kubernetes() { # module-dir out-dir version
+    local ldflags cmd
+    ldflags="$(kubernetes_ldflags "$3")"
     for cmd in kube-apiserver kube-controller-manager kube-scheduler; do
-        go_build "$dir" "$out/$cmd" "k8s.io/kubernetes/cmd/$cmd" "$ldflags"
+        go_build "$1" "$2/$cmd" "k8s.io/kubernetes/cmd/$cmd" "$ldflags"
+    done
+}
+
+# The node binaries live in their own wrapper module so adding them does not change the control
+# plane's cache key (kubelet and kubectl pull in modules the control plane does not need).
+build_kubenode() { # module-dir out-dir version
+    local ldflags cmd
+    ldflags="$(kubernetes_ldflags "$3")"
+    for cmd in kubelet kubeadm kubectl kube-proxy; do
+        go_build "$1" "$2/$cmd" "k8s.io/kubernetes/cmd/$cmd" "$ldflags"
     done
 }
 
@@ -117,26 +138,36 @@ build_kwok() { # module-dir out-dir version
         "-X sigs.k8s.io/kwok/pkg/consts.Version=${3#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$kube"
 }
 
+# Components (default: etcd kubernetes kwok, the control plane clb-harness runs): one `NAME=path` line per
+# binary of each, then KUBERNETES_VERSION.
 main() {
+    local components=("$@")
+    ((${#components[@]})) || components=(etcd kubernetes kwok)
     mkdir -p "$CLB_CACHE_DIR/controlplane"
     # Serialise concurrent builds (e.g. two checkouts on one machine) on the shared cache.
     if command -v flock >/dev/null 2>&1; then
         exec 9>"$CLB_CACHE_DIR/controlplane/.lock"
         flock 9
     fi
-    local start=$SECONDS
-    ensure_component etcd "$ETCD_VERSION" build_etcd
-    local etcd_dir="$COMPONENT_BIN_DIR"
-    ensure_component kubernetes "$KUBERNETES_VERSION" build_kubernetes
-    local k8s_dir="$COMPONENT_BIN_DIR"
-    ensure_component kwok "$KWOK_VERSION" build_kwok
-    local kwok_dir="$COMPONENT_BIN_DIR"
-    log "control plane binaries ready ($(elapsed $((SECONDS - start))))"
-    echo "ETCD=$etcd_dir/etcd"
-    echo "KUBE_APISERVER=$k8s_dir/kube-apiserver"
-    echo "KUBE_CONTROLLER_MANAGER=$k8s_dir/kube-controller-manager"
-    echo "KUBE_SCHEDULER=$k8s_dir/kube-scheduler"
-    echo "KWOK=$kwok_dir/kwok"
+    local start=$SECONDS component bins=() bin
+    for component in "${components[@]}"; do
+        case "$component" in
+            etcd) ensure_component etcd "$ETCD_VERSION" build_etcd; bins=(etcd) ;;
+            kubernetes)
+                ensure_component kubernetes "$KUBERNETES_VERSION" build_kubernetes
+                bins=(kube-apiserver kube-controller-manager kube-scheduler) ;;
+            kwok) ensure_component kwok "$KWOK_VERSION" build_kwok; bins=(kwok) ;;
+            kubenode)
+                ensure_component kubenode "$KUBERNETES_VERSION" build_kubenode
+                bins=(kubelet kubeadm kubectl kube-proxy) ;;
+            *) log "unknown component $component (etcd, kubernetes, kwok, kubenode)"; return 2 ;;
+        esac
+        for bin in "${bins[@]}"; do
+            local var="${bin^^}"
+            echo "${var//-/_}=$COMPONENT_BIN_DIR/$bin"
+        done
+    done
+    log "${components[*]} ready ($(elapsed $((SECONDS - start))))"
     echo "KUBERNETES_VERSION=$KUBERNETES_VERSION"
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the wrapper modules (go.mod/go.sum) from versions.env.
+# Regenerates the wrapper modules (go.mod/go.sum) from versions.env: kubernetes, kubenode, etcd, kwok.
 # Run after bumping a version; commit the resulting go.mod/go.sum files.
 #
 # Kubernetes: k8s.io/kubernetes requires its staging modules at v0.0.0 and maps them to
@@ -40,6 +40,17 @@ echo "   replacing $((${#edits[@]} - 1)) staging modules with $staging_version"
     cd "$CONTROLPLANE_DIR/kubernetes"
     "$GO" mod edit "${edits[@]}"
     for cmd in kube-apiserver kube-controller-manager kube-scheduler; do
+        "$GO" get -tool "k8s.io/kubernetes/cmd/$cmd@$KUBERNETES_VERSION"
+    done
+    "$GO" mod tidy
+)
+
+echo "== kubenode (kubelet, kubeadm, kubectl, kube-proxy for the offline kind node image) $KUBERNETES_VERSION"
+fresh_module "$CONTROLPLANE_DIR/kubenode" clb-testbed/controlplane/kubenode "$k8s_go" "${k8s_godebug[@]}"
+(
+    cd "$CONTROLPLANE_DIR/kubenode"
+    "$GO" mod edit "${edits[@]}"
+    for cmd in kubelet kubeadm kubectl kube-proxy; do
         "$GO" get -tool "k8s.io/kubernetes/cmd/$cmd@$KUBERNETES_VERSION"
     done
     "$GO" mod tidy

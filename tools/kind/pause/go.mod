@@ -1,0 +1,3 @@
+module clb-testbed/kind/pause
+
+go 1.24

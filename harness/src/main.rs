@@ -55,6 +55,10 @@ enum Command {
         /// Leave the environment and the scenario namespaces running (stop later with `down`).
         #[arg(long)]
         keep: bool,
+        /// Also write the measurements as dated benchmark results (JSON and Markdown, with the
+        /// machine description, compared with the newest earlier file) into this directory.
+        #[arg(long, value_name = "DIR")]
+        results_dir: Option<PathBuf>,
     },
     /// Parse and validate scenario files without running them.
     Validate {
@@ -243,12 +247,14 @@ async fn run(command: Command) -> clb_harness::Result<ExitCode> {
             env,
             report_dir,
             keep,
+            results_dir,
         } => {
             let report_dir = report_dir.unwrap_or_else(runner::default_report_dir);
             let options = runner::RunOptions {
                 env: env.options()?,
                 report_dir: report_dir.clone(),
                 keep,
+                results_dir,
             };
             let state_dir = options.env.state_dir.clone();
             let report = tokio::select! {

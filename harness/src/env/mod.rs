@@ -425,6 +425,11 @@ impl Environment {
         }
     }
 
+    /// Process id of the controller the harness started, while it is managed.
+    pub fn controller_pid(&self) -> Option<i32> {
+        self.controller.as_ref().map(|c| c.info.pid)
+    }
+
     pub fn controller_running(&mut self) -> bool {
         self.controller.as_mut().is_some_and(Managed::is_running)
     }

@@ -404,9 +404,7 @@ pub(super) async fn run(ctx: &mut Ctx<'_>, step: &Step, op: &Operation) -> Resul
                         message: format!("unknown measurement {name}"),
                         detail: String::new(),
                     })?;
-                let admin = ctx.env.admin_url("/_fake/state");
-                ctx.measurements
-                    .start(&ctx.env.client, &def, &ctx.namespace, admin);
+                ctx.measurements.start(ctx.env, &def, &ctx.namespace).await;
             }
             if let Some(name) = &measure.stop {
                 ctx.measurements.stop(name);

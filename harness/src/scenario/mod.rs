@@ -184,6 +184,10 @@ pub struct CloudLimits {
     pub load_balancer_create_duration: Option<HumanDuration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_busy_tail: Option<HumanDuration>,
+    /// Per-action answer latency of the cloud API, e.g. `{DescribeTargets: 40ms-120ms,
+    /// default: 30ms-90ms}` (fake-clb's `limits.callLatency`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_latency: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// A fake-clb fault rule (its README, "Fault rule"); the first matching rule fires.
@@ -355,6 +359,14 @@ pub struct Measurement {
     pub namespace: Option<String>,
     #[serde(default)]
     pub thresholds: Thresholds,
+    /// Pods without ports, measured created → Ready only (no cloud end point): the bare control
+    /// plane that `compareTo` measurements are set against.
+    #[serde(default)]
+    pub baseline: bool,
+    /// A `baseline: true` measurement of the same scenario: the report gives this run's wall
+    /// time as a ratio to it and the API-server writes beyond it as the controller's.
+    #[serde(default)]
+    pub compare_to: Option<String>,
 }
 
 /// Upper bounds on the pod-created → target-in-cloud latency; a breach fails the scenario.
@@ -844,6 +856,9 @@ pub fn validate(scenario: &Scenario, base_dir: &Path) -> Vec<String> {
     if measurements.len() != scenario.measurements.len() {
         problems.push("measurements: names must be unique".to_string());
     }
+    problems.extend(crate::measure::perf::comparison_problems(
+        &scenario.measurements,
+    ));
     let mut step_names = BTreeSet::new();
     for step in &scenario.steps {
         if !step_names.insert(step.name.as_str()) {

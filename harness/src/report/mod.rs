@@ -237,6 +237,7 @@ pub fn summary_json(run: &RunReport) -> serde_json::Value {
                     "labels": { "scenario": s.name, "measurement": m.name },
                     "unit": "ms",
                     "data": m.summary,
+                    "perf": m.perf,
                     "breaches": m.breaches,
                 })
             })

@@ -60,29 +60,45 @@ fn fmt_tick(v: f64) -> String {
     }
 }
 
-/// The chart as an `<svg>` element: axes with round ticks from zero, one `<g class="series">`
-/// per series (its name in `data-name`) and a legend.
-pub fn svg(chart: &Chart) -> String {
-    let all = chart.series.iter().flat_map(|s| s.points.iter());
-    let (x_max, y_max) = all.fold((0.0f64, 0.0f64), |(x, y), p| (x.max(p.0), y.max(p.1)));
-    let (x_step, y_step) = (tick_step(x_max, 8.0), tick_step(y_max, 5.0));
-    let x_top = (x_max / x_step).ceil().max(1.0) * x_step;
-    let y_top = (y_max / y_step).ceil().max(1.0) * y_step;
-    let plot_w = WIDTH - LEFT - RIGHT;
-    let plot_h = HEIGHT - TOP - BOTTOM;
-    let sx = |x: f64| LEFT + x / x_top * plot_w;
-    let sy = |y: f64| TOP + plot_h - y / y_top * plot_h;
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" width=\"{WIDTH}\" height=\"{HEIGHT}\" \
-         viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\"><title>{title}</title>\
-         <text x=\"{LEFT}\" y=\"20\" class=\"title\">{title}</text>",
-        title = xml_escape(&chart.title)
-    );
+/// Maps data onto the plot area: axes from zero to a round top.
+struct Frame {
+    x_top: f64,
+    y_top: f64,
+    x_step: f64,
+    y_step: f64,
+}
+
+impl Frame {
+    const PLOT_W: f64 = WIDTH - LEFT - RIGHT;
+    const PLOT_H: f64 = HEIGHT - TOP - BOTTOM;
+
+    fn of(chart: &Chart) -> Frame {
+        let all = chart.series.iter().flat_map(|s| s.points.iter());
+        let (x_max, y_max) = all.fold((0.0f64, 0.0f64), |(x, y), p| (x.max(p.0), y.max(p.1)));
+        let (x_step, y_step) = (tick_step(x_max, 8.0), tick_step(y_max, 5.0));
+        Frame {
+            x_top: (x_max / x_step).ceil().max(1.0) * x_step,
+            y_top: (y_max / y_step).ceil().max(1.0) * y_step,
+            x_step,
+            y_step,
+        }
+    }
+
+    fn x(&self, x: f64) -> f64 {
+        LEFT + x / self.x_top * Self::PLOT_W
+    }
+
+    fn y(&self, y: f64) -> f64 {
+        TOP + Self::PLOT_H - y / self.y_top * Self::PLOT_H
+    }
+}
+
+/// Grid lines, tick labels, frame and axis labels.
+fn axes(out: &mut String, frame: &Frame, chart: &Chart) {
+    let (plot_w, plot_h) = (Frame::PLOT_W, Frame::PLOT_H);
     let mut tick = 0.0;
-    while tick <= x_top + x_step / 2.0 {
-        let x = sx(tick);
+    while tick <= frame.x_top + frame.x_step / 2.0 {
+        let x = frame.x(tick);
         let _ = write!(
             out,
             "<line x1=\"{x:.1}\" y1=\"{TOP}\" x2=\"{x:.1}\" y2=\"{:.1}\" class=\"grid\"/>\
@@ -91,11 +107,11 @@ pub fn svg(chart: &Chart) -> String {
             TOP + plot_h + 16.0,
             fmt_tick(tick)
         );
-        tick += x_step;
+        tick += frame.x_step;
     }
     tick = 0.0;
-    while tick <= y_top + y_step / 2.0 {
-        let y = sy(tick);
+    while tick <= frame.y_top + frame.y_step / 2.0 {
+        let y = frame.y(tick);
         let _ = write!(
             out,
             "<line x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" class=\"grid\"/>\
@@ -105,7 +121,7 @@ pub fn svg(chart: &Chart) -> String {
             y + 4.0,
             fmt_tick(tick)
         );
-        tick += y_step;
+        tick += frame.y_step;
     }
     let _ = write!(
         out,
@@ -119,37 +135,51 @@ pub fn svg(chart: &Chart) -> String {
         TOP + plot_h / 2.0,
         xml_escape(&chart.y_label)
     );
+}
+
+/// One series: its line (a staircase for `step`) and its legend entry.
+fn line(out: &mut String, frame: &Frame, series: &Series, index: usize) {
+    let colour = PALETTE[index % PALETTE.len()];
+    let mut d = String::new();
+    let mut last: Option<f64> = None;
+    for (x, y) in &series.points {
+        let (px, py) = (frame.x(*x), frame.y(*y));
+        let _ = match last {
+            None => write!(d, "M{px:.1},{py:.1}"),
+            Some(ly) if series.step => write!(d, " L{px:.1},{ly:.1} L{px:.1},{py:.1}"),
+            Some(_) => write!(d, " L{px:.1},{py:.1}"),
+        };
+        last = Some(py);
+    }
+    let ly = TOP + 8.0 + index as f64 * 18.0;
+    let lx = LEFT + Frame::PLOT_W + 14.0;
+    let _ = write!(
+        out,
+        "<g class=\"series\" data-name=\"{name}\"><path d=\"{d}\" stroke=\"{colour}\" fill=\"none\" stroke-width=\"1.8\"/>\
+         <line x1=\"{lx}\" y1=\"{ly}\" x2=\"{:.1}\" y2=\"{ly}\" stroke=\"{colour}\" stroke-width=\"3\"/>\
+         <text x=\"{:.1}\" y=\"{:.1}\" class=\"legend\">{name}</text></g>",
+        lx + 18.0,
+        lx + 24.0,
+        ly + 4.0,
+        name = xml_escape(&series.name)
+    );
+}
+
+/// The chart as an `<svg>` element: axes with round ticks from zero, one `<g class="series">`
+/// per series (its name in `data-name`) and a legend.
+pub fn svg(chart: &Chart) -> String {
+    let frame = Frame::of(chart);
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" width=\"{WIDTH}\" height=\"{HEIGHT}\" \
+         viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\"><title>{title}</title>\
+         <text x=\"{LEFT}\" y=\"20\" class=\"title\">{title}</text>",
+        title = xml_escape(&chart.title)
+    );
+    axes(&mut out, &frame, chart);
     for (i, series) in chart.series.iter().enumerate() {
-        let colour = PALETTE[i % PALETTE.len()];
-        let mut d = String::new();
-        let mut last: Option<(f64, f64)> = None;
-        for (x, y) in &series.points {
-            let (px, py) = (sx(*x), sy(*y));
-            match last {
-                None => {
-                    let _ = write!(d, "M{px:.1},{py:.1}");
-                }
-                Some((_, ly)) if series.step => {
-                    let _ = write!(d, " L{px:.1},{ly:.1} L{px:.1},{py:.1}");
-                }
-                Some(_) => {
-                    let _ = write!(d, " L{px:.1},{py:.1}");
-                }
-            }
-            last = Some((px, py));
-        }
-        let ly = TOP + 8.0 + i as f64 * 18.0;
-        let lx = LEFT + plot_w + 14.0;
-        let _ = write!(
-            out,
-            "<g class=\"series\" data-name=\"{name}\"><path d=\"{d}\" stroke=\"{colour}\" fill=\"none\" stroke-width=\"1.8\"/>\
-             <line x1=\"{lx}\" y1=\"{ly}\" x2=\"{:.1}\" y2=\"{ly}\" stroke=\"{colour}\" stroke-width=\"3\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" class=\"legend\">{name}</text></g>",
-            lx + 18.0,
-            lx + 24.0,
-            ly + 4.0,
-            name = xml_escape(&series.name)
-        );
+        line(&mut out, &frame, series, i);
     }
     out.push_str("</svg>");
     out

@@ -21,7 +21,7 @@ TENCENTCLOUD_SDK_CLB_VERSION := 3.1.194
 
 .PHONY: chart-crds helm kind test-charts kind-test test-kind-if-docker docker-engine kind-node-image kind-images
 .PHONY: all build test test-rust test-sdk test-bins venv lint fmt clean help fuzz
-.PHONY: controlplane harness-bin cluster-up cluster-down cluster-status test-cluster scenario-bins conformance faults perf perf-quick
+.PHONY: controlplane harness-bin cluster-up cluster-down cluster-status test-cluster scenario-bins conformance faults perf perf-quick perf-large perf-bins
 
 all: build
 
@@ -89,11 +89,27 @@ conformance: harness-bin scenario-bins ## Run scenarios/conformance on the local
 faults: harness-bin scenario-bins ## Run scenarios/faults on the local cluster (~2 min)
 	$(HARNESS) run scenarios/faults --cluster-state-dir $(CLUSTER_STATE_DIR)
 
-perf: harness-bin scenario-bins ## Run scenarios/perf (100 and 1,000 pods, ~5 min); not part of `make test`
-	$(HARNESS) run scenarios/perf --cluster-state-dir $(CLUSTER_STATE_DIR)
+# Benchmarks: release builds of the harness, fake-clb and the controller; each scenario runs the same
+# Deployment without ports (baseline) and with ports on one cluster. Reports (perf.md, report.html) go
+# to reports/<UTC timestamp>; `perf` and `perf-large` also write a dated results pair into
+# $(PERF_RESULTS_DIR) for committing, compared with the newest earlier one.
+PERF_HARNESS := $(TARGET_DIR)/release/clb-harness
+PERF_RESULTS_DIR ?= benches/results
+# 5,000 pods need 5 fake nodes of 1,000 pods; a running cluster gets the missing ones.
+PERF_LARGE_NODES := 6
 
-perf-quick: harness-bin scenario-bins ## Run the 100-pod perf scenario (~1 min)
-	$(HARNESS) run scenarios/perf/10-pods-100.yaml --cluster-state-dir $(CLUSTER_STATE_DIR)
+perf-bins:
+	$(CARGO) build --release -p fake-clb -p clb-controller -p clb-harness --bins
+
+perf: perf-bins ## Benchmark 100 and 1,000 pods, baseline vs ports, release build (~6 min); not in `make test`
+	$(PERF_HARNESS) run scenarios/perf --cluster-state-dir $(CLUSTER_STATE_DIR) --results-dir $(PERF_RESULTS_DIR)
+
+perf-large: perf-bins ## `perf` plus 5,000 pods on a 20-LB pool (~20 min)
+	$(PERF_HARNESS) run scenarios/perf scenarios/perf/large --cluster-state-dir $(CLUSTER_STATE_DIR) \
+		--nodes $(PERF_LARGE_NODES) --results-dir $(PERF_RESULTS_DIR)
+
+perf-quick: perf-bins ## Benchmark 100 pods only, no results file (~1 min)
+	$(PERF_HARNESS) run scenarios/perf/10-pods-100.yaml --cluster-state-dir $(CLUSTER_STATE_DIR)
 
 cluster-status: harness-bin ## Show the local cluster's processes and health
 	$(HARNESS) cluster status --state-dir $(CLUSTER_STATE_DIR)

@@ -22,6 +22,7 @@ use crate::cloud::{ClbClient, ClientConfig, CloudError, CloudMetrics, Credential
 use crate::controllers::{self, Context};
 use crate::ingress::Settings;
 use crate::pools::PoolState;
+use crate::runtime::kube_requests::{KubeRequests, counting_layer};
 use crate::runtime::{Health, RuntimeMetrics, leader, metrics_server, wait_true};
 use crate::sync::WorkerConfig;
 
@@ -133,7 +134,8 @@ impl RuntimeHandle {
 /// Starts the runtime: connects to Kubernetes, installs CRDs if asked, binds the metrics server and starts
 /// leader election and the controllers. Returns once everything is started (not once it is leader).
 pub async fn run(config: RuntimeConfig) -> Result<RuntimeHandle, RuntimeError> {
-    let client = kube_client(config.kubeconfig.as_ref()).await?;
+    let kube_requests = KubeRequests::default();
+    let client = kube_client_counted(config.kubeconfig.as_ref(), kube_requests.clone()).await?;
     if config.install_crds {
         install_crds(&client).await?;
     }
@@ -149,7 +151,7 @@ pub async fn run(config: RuntimeConfig) -> Result<RuntimeHandle, RuntimeError> {
         secret_id = %mask(config.credentials.secret_id()),
         "CLB client ready"
     );
-    let ctx = context(&config, client.clone(), cloud);
+    let ctx = context(&config, client.clone(), cloud, kube_requests);
     let (metrics_stop_tx, metrics_stop_rx) = watch::channel(false);
     let mut registry = metrics_server::registry(&cloud_metrics, &ctx.metrics);
     let pod_webhook = crate::webhook::pod::PodWebhook {
@@ -212,7 +214,12 @@ pub async fn run(config: RuntimeConfig) -> Result<RuntimeHandle, RuntimeError> {
 }
 
 /// The controllers' shared context, built once from the configuration.
-fn context(config: &RuntimeConfig, client: kube::Client, cloud: ClbClient) -> Context {
+fn context(
+    config: &RuntimeConfig,
+    client: kube::Client,
+    cloud: ClbClient,
+    kube_requests: KubeRequests,
+) -> Context {
     Context {
         settings: Settings {
             default_region: cloud.config().default_region.clone(),
@@ -228,7 +235,10 @@ fn context(config: &RuntimeConfig, client: kube::Client, cloud: ClbClient) -> Co
             controller: CONTROLLER_NAME.to_string(),
             instance: Some(config.instance.clone()),
         },
-        metrics: RuntimeMetrics::default(),
+        metrics: RuntimeMetrics {
+            kube_requests,
+            ..RuntimeMetrics::default()
+        },
         health: Arc::new(Health::default()),
         pools: Arc::new(PoolState::default()),
         leak_threshold: config.port_leak_threshold,
@@ -302,6 +312,14 @@ async fn supervise(
 
 /// A client from an explicit kubeconfig, else the usual inference (KUBECONFIG, ~/.kube/config, in-cluster).
 pub async fn kube_client(kubeconfig: Option<&PathBuf>) -> Result<kube::Client, RuntimeError> {
+    kube_client_counted(kubeconfig, KubeRequests::default()).await
+}
+
+/// Like [`kube_client`], counting every request into `requests`.
+pub async fn kube_client_counted(
+    kubeconfig: Option<&PathBuf>,
+    requests: KubeRequests,
+) -> Result<kube::Client, RuntimeError> {
     // Two rustls providers end up linked (reqwest and kube); pick ring explicitly. Fails harmlessly when one is set.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = match kubeconfig {
@@ -316,7 +334,9 @@ pub async fn kube_client(kubeconfig: Option<&PathBuf>) -> Result<kube::Client, R
             .await
             .map_err(|e| RuntimeError::KubeConfig(e.to_string()))?,
     };
-    Ok(kube::Client::try_from(config)?)
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&counting_layer(requests))
+        .build())
 }
 
 /// Server-side applies the four CRDs and waits until the API server serves them.

@@ -56,6 +56,10 @@ enum Command {
         /// Leave the environment and the scenario namespaces running (stop later with `down`).
         #[arg(long)]
         keep: bool,
+        /// Also write the measurements as dated benchmark results (JSON and Markdown, with the
+        /// machine description, compared with the newest earlier file) into this directory.
+        #[arg(long, value_name = "DIR")]
+        results_dir: Option<PathBuf>,
     },
     /// Parse and validate scenario files without running them.
     Validate {
@@ -235,7 +239,8 @@ async fn run(command: Command) -> clb_harness::Result<ExitCode> {
             env,
             report_dir,
             keep,
-        } => run_scenarios(paths, env, report_dir, keep).await,
+            results_dir,
+        } => run_scenarios(paths, env, report_dir, keep, results_dir).await,
         Command::Validate { paths } => validate(&paths),
         Command::Schema { output } => {
             let schema = scenario::json_schema();
@@ -277,12 +282,14 @@ async fn run_scenarios(
     env: EnvArgs,
     report_dir: Option<PathBuf>,
     keep: bool,
+    results_dir: Option<PathBuf>,
 ) -> clb_harness::Result<ExitCode> {
     let report_dir = report_dir.unwrap_or_else(runner::default_report_dir);
     let options = runner::RunOptions {
         env: env.options()?,
         report_dir: report_dir.clone(),
         keep,
+        results_dir,
     };
     let state_dir = options.env.state_dir.clone();
     let report = tokio::select! {

@@ -83,6 +83,8 @@ pub struct RuntimeMetrics {
     pub pool_duplicate_holdings: Family<PoolItemLabels, Counter>,
     /// Seconds from creating a PortBinding to its first Ready.
     pub bind_latency: Histogram,
+    /// This controller's Kubernetes API requests by verb and resource.
+    pub kube_requests: super::kube_requests::KubeRequests,
 }
 
 impl Default for RuntimeMetrics {
@@ -99,6 +101,7 @@ impl Default for RuntimeMetrics {
             pool_leaked_reclaimed: Counter::default(),
             pool_duplicate_holdings: Family::default(),
             bind_latency: Histogram::new(exponential_buckets(0.1, 2.0, 12)),
+            kube_requests: Family::default(),
         }
     }
 }
@@ -111,6 +114,11 @@ impl RuntimeMetrics {
             "listener_reconciles",
             "Listener outcomes reported by the sync workers (synced, not_synced, deleted)",
             self.reconciles.clone(),
+        );
+        r.register(
+            "kube_requests",
+            "Kubernetes API requests made by this controller, by verb and resource",
+            self.kube_requests.clone(),
         );
         r.register(
             "kube_errors",

@@ -6,6 +6,7 @@ pub mod driver;
 pub mod error;
 pub mod events;
 pub mod finalizer;
+pub mod kube_requests;
 pub mod leader;
 pub mod metrics_server;
 pub mod queue;

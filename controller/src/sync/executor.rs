@@ -217,6 +217,75 @@ impl TargetCache {
         self.listeners = None;
     }
 
+    /// After a plan whose every call succeeded: the cached targets become what the calls made of them, so the
+    /// next pass reads nothing for them (no cloud read on the per-pod path). A plan that does more than
+    /// register, deregister or reweigh targets of existing listeners falls back to [`Self::forget_touched`].
+    pub fn record(&mut self, plan: &Plan) {
+        let recorded = plan
+            .steps
+            .iter()
+            .all(|step| self.apply_target_call(&step.call));
+        if !recorded {
+            self.forget_touched(plan);
+        }
+    }
+
+    /// Applies one successful target call to the cache; false when it cannot (not a target call, a
+    /// listener or rule named by key, a listener not in the cache).
+    fn apply_target_call(&mut self, call: &Call) -> bool {
+        match call {
+            Call::RegisterTargets { targets } => targets.iter().all(|t| {
+                self.with_targets(&t.listener, t.rule.as_ref(), |list| {
+                    list.retain(|b| !same_backend(b, &t.target));
+                    list.push(cached_backend(&t.target));
+                })
+            }),
+            Call::DeregisterTargets { targets } => targets.iter().all(|t| {
+                self.with_targets(&t.listener, t.rule.as_ref(), |list| {
+                    list.retain(|b| !same_backend(b, &t.target));
+                })
+            }),
+            Call::ModifyTargetWeights { rules } => rules.iter().all(|r| {
+                self.with_targets(&r.listener, r.rule.as_ref(), |list| {
+                    for t in r.targets.iter() {
+                        for b in list.iter_mut().filter(|b| same_backend(b, t)) {
+                            b.weight = i64::from(t.weight);
+                        }
+                    }
+                })
+            }),
+            _ => false,
+        }
+    }
+
+    /// Runs `change` on the cached targets of a listener (or of one of its rules) known by id.
+    fn with_targets(
+        &mut self,
+        listener: &ListenerRef,
+        rule: Option<&RuleRef>,
+        change: impl FnOnce(&mut Vec<api::Backend>),
+    ) -> bool {
+        let ListenerRef::Id(id) = listener else {
+            return false;
+        };
+        let Some(entry) = self.backends.get_mut(id) else {
+            return false;
+        };
+        let list = match rule {
+            None => entry.targets.get_or_insert_with(Vec::new),
+            Some(RuleRef::Id(location)) => {
+                let rules = entry.rules.get_or_insert_with(Vec::new);
+                let Some(rule) = rules.iter_mut().find(|r| &r.location_id == location) else {
+                    return false;
+                };
+                rule.targets.get_or_insert_with(Vec::new)
+            }
+            Some(RuleRef::Key(_)) => return false,
+        };
+        change(list);
+        true
+    }
+
     /// Forgets the listeners `plan` calls on: their targets are whatever the calls made of them. A plan that
     /// creates, deletes or modifies listeners or rules also invalidates the listener list.
     pub fn forget_touched(&mut self, plan: &Plan) {
@@ -234,6 +303,26 @@ impl TargetCache {
         if !targets_only {
             self.listeners = None;
         }
+    }
+}
+
+/// A cloud backend is the target with this private IP and port.
+fn same_backend(backend: &api::Backend, target: &Target) -> bool {
+    i64::from(target.port) == backend.port
+        && backend
+            .private_ip_addresses
+            .as_ref()
+            .is_some_and(|ips| ips.contains(&target.ip))
+}
+
+/// The backend DescribeTargets would list for a target just registered.
+fn cached_backend(target: &Target) -> api::Backend {
+    api::Backend {
+        r#type: Some("ENI".to_owned()),
+        port: i64::from(target.port),
+        weight: i64::from(target.weight),
+        private_ip_addresses: Some(vec![target.ip.clone()]),
+        ..api::Backend::default()
     }
 }
 
@@ -882,5 +971,115 @@ impl Run<'_> {
         }
         self.report.outcomes = outcomes;
         self.report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::NonEmpty;
+
+    fn cache_with(listener: &str, targets: &[(&str, u16, u16)]) -> TargetCache {
+        let mut cache = TargetCache::default();
+        let backends = targets
+            .iter()
+            .map(|(ip, port, weight)| cached_backend(&Target::new(*ip, *port, *weight)))
+            .collect();
+        cache.backends.insert(
+            listener.to_owned(),
+            api::ListenerBackend {
+                listener_id: listener.to_owned(),
+                targets: Some(backends),
+                ..api::ListenerBackend::default()
+            },
+        );
+        cache.listeners = Some(Vec::new());
+        cache
+    }
+
+    fn cached_targets(cache: &TargetCache, listener: &str) -> TargetSet {
+        target_set(
+            cache
+                .backends
+                .get(listener)
+                .and_then(|b| b.targets.as_deref()),
+        )
+    }
+
+    fn bound(listener: ListenerRef, ip: &str, port: u16, weight: u16) -> BoundTarget {
+        BoundTarget {
+            listener,
+            rule: None,
+            target: Target::new(ip, port, weight),
+        }
+    }
+
+    fn plan_of(calls: Vec<Call>) -> Plan {
+        Plan {
+            steps: calls
+                .into_iter()
+                .map(|call| Step {
+                    owners: BTreeSet::new(),
+                    call,
+                })
+                .collect(),
+            ..Plan::default()
+        }
+    }
+
+    #[test]
+    fn successful_target_calls_update_the_cache_instead_of_emptying_it() {
+        let mut cache = cache_with("lbl-1", &[("10.0.0.1", 80, 10), ("10.0.0.2", 80, 10)]);
+        let id = || ListenerRef::Id("lbl-1".to_owned());
+        cache.record(&plan_of(vec![
+            Call::DeregisterTargets {
+                targets: NonEmpty::one(bound(id(), "10.0.0.1", 80, 10)),
+            },
+            Call::RegisterTargets {
+                targets: NonEmpty::one(bound(id(), "10.0.0.3", 8080, 10)),
+            },
+            Call::ModifyTargetWeights {
+                rules: NonEmpty::one(WeightChange {
+                    listener: id(),
+                    rule: None,
+                    targets: NonEmpty::one(Target::new("10.0.0.2", 80, 50)),
+                }),
+            },
+        ]));
+        assert_eq!(
+            cached_targets(&cache, "lbl-1"),
+            [
+                Target::new("10.0.0.2", 80, 50),
+                Target::new("10.0.0.3", 8080, 10)
+            ]
+            .into_iter()
+            .collect()
+        );
+        assert!(
+            cache.has_listeners(),
+            "a targets-only plan keeps the listener list"
+        );
+    }
+
+    #[test]
+    fn a_call_the_cache_cannot_follow_forgets_the_listeners_it_touched() {
+        let mut cache = cache_with("lbl-1", &[("10.0.0.1", 80, 10)]);
+        let key = ListenerKey::single(Protocol::Tcp, 81);
+        cache.record(&plan_of(vec![Call::RegisterTargets {
+            targets: NonEmpty::one(bound(ListenerRef::Key(key), "10.0.0.3", 81, 10)),
+        }]));
+        cache.record(&plan_of(vec![Call::RegisterTargets {
+            targets: NonEmpty::one(bound(
+                ListenerRef::Id("lbl-unknown".to_owned()),
+                "10.0.0.4",
+                82,
+                10,
+            )),
+        }]));
+        assert!(!cache.backends.contains_key("lbl-unknown"));
+        assert_eq!(
+            cached_targets(&cache, "lbl-1"),
+            [Target::new("10.0.0.1", 80, 10)].into_iter().collect()
+        );
     }
 }

@@ -486,7 +486,7 @@ pub async fn sync_once(
 }
 
 /// Read (targets of listeners in `cache` from it), plan and execute once for `snapshot`. Afterwards `cache`
-/// holds the targets of the listeners no step touched.
+/// holds what the calls made of the targets when every call succeeded, and nothing when one failed.
 pub async fn sync_once_cached(
     client: &ClbClient,
     lb: &LbRef,
@@ -511,7 +511,11 @@ pub async fn sync_once_cached(
         );
     }
     let mut report = execute(client, lb, &plan).await;
-    cache.forget_touched(&plan);
+    if report.calls_failed == 0 && report.calls_skipped == 0 {
+        cache.record(&plan);
+    } else {
+        cache.clear();
+    }
     report.complete_deleting(&snapshot.deleting);
     report
 }

@@ -132,6 +132,8 @@ pub struct Environment {
     /// None when fake-clb is external.
     fake: Option<Managed>,
     controller: Option<Managed>,
+    /// Port of the started controller's metrics server.
+    controller_metrics_port: Option<u16>,
     controller_note: Option<String>,
     controller_help: Option<String>,
     options: EnvOptions,
@@ -202,6 +204,7 @@ impl Environment {
             admin: AdminClient::for_addr(fake_admin)?,
             fake,
             controller: None,
+            controller_metrics_port: None,
             controller_note: None,
             controller_help: None,
             options,
@@ -381,6 +384,7 @@ impl Environment {
         self.await_controller(&mut managed, &command, &log).await?;
         info!("clb-controller running (log: {})", log.display());
         self.controller = Some(managed);
+        self.controller_metrics_port = command.metrics_port;
         self.write_env_file()
     }
 
@@ -497,6 +501,18 @@ impl Environment {
         if let Some(mut managed) = self.controller.take() {
             managed.stop(kill).await;
         }
+    }
+
+    /// Process id of the controller the harness started, while it is managed.
+    /// The `/metrics` address of the controller this environment started.
+    pub fn controller_metrics_url(&self) -> Option<String> {
+        self.controller.as_ref()?;
+        let port = self.controller_metrics_port?;
+        Some(format!("http://127.0.0.1:{port}/metrics"))
+    }
+
+    pub fn controller_pid(&self) -> Option<i32> {
+        self.controller.as_ref().map(|c| c.info.pid)
     }
 
     pub fn controller_running(&mut self) -> bool {

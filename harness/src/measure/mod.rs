@@ -3,6 +3,8 @@
 //! and by polling fake-clb (targets, see [`cloud`]) on a monotonic clock.
 
 pub mod cloud;
+pub mod machine;
+pub mod perf;
 
 use std::time::Duration;
 
@@ -22,7 +24,7 @@ pub fn nearest_rank(sorted: &[Duration], p: f64) -> Option<Duration> {
 }
 
 /// Summary of one measurement, in milliseconds (CL2 PerfData style).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Summary {
     pub count: usize,
     pub missing: usize,

@@ -1,6 +1,10 @@
 //! Run results and their renderings: JUnit XML (one testcase per step, the diff inside
-//! `<failure>`), `summary.json`, per-sample `samples.jsonl` and a Markdown summary.
-//! Rendering is pure; `write_all` is the only I/O.
+//! `<failure>`), `summary.json`, per-sample `samples.jsonl`, a Markdown summary and, for runs
+//! with measurements, `perf.json`/`perf.md` ([`results`]) and `report.html` ([`html`]).
+//! Rendering is pure; the `write_*` functions are the only I/O.
+
+pub mod html;
+pub mod results;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -9,6 +13,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::measure::Summary;
+use crate::measure::perf::{CloudCall, PerfFigures};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -73,8 +78,13 @@ pub struct MeasurementReport {
     pub name: String,
     pub summary: Summary,
     pub breaches: Vec<String>,
+    /// Wall time, throughput, created → Ready, cloud calls, API writes and controller costs.
+    pub perf: Option<PerfFigures>,
     #[serde(skip)]
     pub samples: Vec<Sample>,
+    /// Every cloud call of the window, for the plots.
+    #[serde(skip)]
+    pub calls: Vec<CloudCall>,
 }
 
 /// One pod's way through a measurement, milliseconds since the measurement started
@@ -87,6 +97,8 @@ pub struct Sample {
     pub namespace: String,
     pub pod: String,
     pub created_ms: f64,
+    /// First seen with condition `Ready=True`.
+    pub ready_ms: Option<f64>,
     pub binding_ready_ms: Option<f64>,
     pub target_in_cloud_ms: Option<f64>,
     /// created → target in cloud, the measured latency.
@@ -225,6 +237,7 @@ pub fn summary_json(run: &RunReport) -> serde_json::Value {
                     "labels": { "scenario": s.name, "measurement": m.name },
                     "unit": "ms",
                     "data": m.summary,
+                    "perf": m.perf,
                     "breaches": m.breaches,
                 })
             })
@@ -331,11 +344,16 @@ pub fn markdown(run: &RunReport) -> String {
                 }
             );
         }
+        out.push_str(
+            "\nWall time, baseline ratio, cloud calls, API writes and controller costs: `perf.md`; \
+             plots: `report.html`.\n",
+        );
     }
     out
 }
 
-/// Writes junit.xml, summary.json, samples.jsonl and summary.md into `dir`.
+/// Writes junit.xml, summary.json, samples.jsonl and summary.md into `dir`, and with
+/// measurements perf.json, perf.md and report.html.
 pub fn write_all(dir: &Path, run: &RunReport) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io("creating report dir", dir, e))?;
     let summary =
@@ -352,7 +370,24 @@ pub fn write_all(dir: &Path, run: &RunReport) -> Result<()> {
         let path = dir.join(name);
         std::fs::write(&path, text).map_err(|e| Error::io("writing report", &path, e))?;
     }
+    let machine = crate::measure::machine::describe();
+    if let Some(figures) = results::collect(run, &machine) {
+        results::write_report_dir(dir, &figures)?;
+    }
+    if let Some(page) = html::render(run, &machine) {
+        let path = dir.join("report.html");
+        std::fs::write(&path, page).map_err(|e| Error::io("writing report", &path, e))?;
+    }
     Ok(())
+}
+
+/// Writes the run's benchmark results into a results directory (`benches/results/`), compared
+/// with the newest earlier file there; `None` when nothing was measured.
+pub fn write_results_dir(dir: &Path, run: &RunReport) -> Result<Option<PathBuf>> {
+    match results::collect(run, &crate::measure::machine::describe()) {
+        Some(figures) => results::write_results_dir(dir, &figures).map(Some),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]

@@ -29,6 +29,8 @@ pub struct RunOptions {
     pub report_dir: PathBuf,
     /// Leave the environment and the scenario namespaces in place.
     pub keep: bool,
+    /// Also write the measurements as dated benchmark results here (`benches/results`).
+    pub results_dir: Option<PathBuf>,
 }
 
 /// Progress output: an indicatif bar on a terminal, plain lines otherwise (or with CI=true).
@@ -143,6 +145,11 @@ pub async fn run(paths: &[PathBuf], options: &RunOptions) -> Result<RunReport> {
         scenarios: reports,
     };
     report::write_all(&options.report_dir, &run)?;
+    if let Some(dir) = &options.results_dir
+        && let Some(path) = report::write_results_dir(dir, &run)?
+    {
+        progress.line(&format!("benchmark results: {}", path.display()));
+    }
     Ok(run)
 }
 

@@ -15,7 +15,7 @@ use crate::scenario::{
     self, CloudQuery, ControllerAction, MatchMode, MatchWord, Operation, PatchType, Step,
     TimeoutKind,
 };
-use fake_clb::admin_api::{AdminPath, ConsoleTarget, CreateLoadBalancer, StateQuery};
+use fake_clb::admin_api::{ConsoleTarget, CreateLoadBalancer, StateQuery};
 
 const POLL: Duration = Duration::from_millis(250);
 
@@ -143,7 +143,7 @@ pub(super) async fn run(ctx: &mut Ctx<'_>, step: &Step, op: &Operation) -> Resul
         Operation::RestartControlPlane(restart) => {
             run_restart_control_plane(ctx, restart.component).await
         }
-        Operation::Measure(measure) => run_measure(ctx, measure),
+        Operation::Measure(measure) => run_measure(ctx, measure).await,
         Operation::Sleep(sleep) => {
             tokio::time::sleep(sleep.duration.get()).await;
             Ok(())
@@ -497,7 +497,7 @@ async fn run_restart_control_plane(
     Ok(())
 }
 
-fn run_measure(ctx: &mut Ctx<'_>, measure: &scenario::MeasureOp) -> Result<(), OpFailure> {
+async fn run_measure(ctx: &mut Ctx<'_>, measure: &scenario::MeasureOp) -> Result<(), OpFailure> {
     if let Some(name) = &measure.start {
         let def = ctx
             .scenario
@@ -510,9 +510,7 @@ fn run_measure(ctx: &mut Ctx<'_>, measure: &scenario::MeasureOp) -> Result<(), O
                 message: format!("unknown measurement {name}"),
                 detail: String::new(),
             })?;
-        let admin = ctx.env.admin_url(AdminPath::State);
-        ctx.measurements
-            .start(&ctx.env.client, &def, &ctx.namespace, admin);
+        ctx.measurements.start(ctx.env, &def, &ctx.namespace).await;
     }
     if let Some(name) = &measure.stop {
         ctx.measurements.stop(name);

@@ -287,6 +287,14 @@ pub struct Measurement {
     pub namespace: Option<String>,
     #[serde(default)]
     pub thresholds: Thresholds,
+    /// Pods without ports, measured created → Ready only (no cloud end point): the bare control
+    /// plane that `compareTo` measurements are set against.
+    #[serde(default)]
+    pub baseline: bool,
+    /// A `baseline: true` measurement of the same scenario: the report gives this run's wall
+    /// time as a ratio to it and the API-server writes beyond it as the controller's.
+    #[serde(default)]
+    pub compare_to: Option<String>,
 }
 
 /// Upper bounds on the pod-created → target-in-cloud latency; a breach fails the scenario.
@@ -868,6 +876,9 @@ pub fn validate(scenario: &Scenario, base_dir: &Path) -> Vec<String> {
     if measurements.len() != scenario.measurements.len() {
         problems.push("measurements: names must be unique".to_string());
     }
+    problems.extend(crate::measure::perf::comparison_problems(
+        &scenario.measurements,
+    ));
     let mut step_names = BTreeSet::new();
     for step in &scenario.steps {
         if !step_names.insert(step.name.as_str()) {

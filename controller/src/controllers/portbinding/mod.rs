@@ -42,6 +42,8 @@ use plan::{
 pub const FIELD_MANAGER: &str = "clb-controller-portbinding";
 /// Recheck delay while a binding is not Ready or is cleaning (bcs: 3 s).
 const RECHECK: Duration = Duration::from_secs(2);
+/// How long a new binding waits for its target before it is reported NotReady (binding status, pod condition).
+const NOT_READY_GRACE: Duration = Duration::from_secs(2);
 /// Every binding is looked at this often even without an event.
 const RESYNC: Duration = Duration::from_secs(60);
 /// Pods/bindings reconciled at the same time. Each key touches only its own PortBinding, pod and pool
@@ -190,8 +192,8 @@ impl Reconcile for Reconciler {
         let alive = pod.as_deref().is_some_and(is_alive) && pod_items.is_some();
         let Some(binding) = binding else {
             if let (true, Some(pod), Some(items)) = (alive, pod.as_deref(), pod_items) {
+                // The binding's watch event queues this key again once the store holds it.
                 self.create_binding(key, pod, items).await?;
-                return Ok(Action::requeue(Duration::ZERO));
             }
             return Ok(Action::await_change());
         };
@@ -289,6 +291,9 @@ impl Reconciler {
                 for target in targets {
                     self.ensure_target(target, key).await?;
                 }
+                if let Some(wait) = self.not_ready_grace_left(key, status, phase) {
+                    return Ok(Action::requeue(wait));
+                }
                 self.write_status(key, items, status, phase, String::new())
                     .await?;
                 if let Some(pod) = pod {
@@ -346,6 +351,29 @@ impl Reconciler {
                 Ok(Action::await_change())
             }
         }
+    }
+
+    /// How long a binding this leader just created may still go straight to Ready: within
+    /// [`NOT_READY_GRACE`] of its creation a NotReady phase is not written (neither the binding's status nor
+    /// the pod's condition), which saves two API writes for every binding whose target is in the cloud by then.
+    /// The Listener's status change queues the binding again as soon as the target is synced.
+    fn not_ready_grace_left(
+        &self,
+        key: &Key,
+        status: &PortBindingStatus,
+        phase: Phase,
+    ) -> Option<Duration> {
+        if phase != Phase::NotReady || !status.status.is_empty() {
+            return None;
+        }
+        let created = *self
+            .created
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)?;
+        NOT_READY_GRACE
+            .checked_sub(created.elapsed())
+            .filter(|left| !left.is_zero())
     }
 
     /// When this leader created the binding of `key`, forgotten once read.

@@ -8,6 +8,8 @@ use clb_controller::cloud::{
     ClbClient, ClientConfig, CloudError, CloudMetrics, Credentials, LbRef, ListenerAttributes,
     NewListener, RateLimit, RetryPolicy,
 };
+use fake_clb::admin_api::{FaultRule, LimitsPatch};
+use fake_clb::admin_client::AdminClient;
 use serde_json::{Value, json};
 
 /// Named `cloud` so that `cargo test -p clb-controller cloud` selects these tests.
@@ -22,7 +24,6 @@ mod cloud {
     struct Fake {
         handle: fake_clb::ServerHandle,
         admin: String,
-        http: reqwest::Client,
     }
 
     impl Fake {
@@ -54,11 +55,7 @@ limits:
                     .expect("fake-clb config");
             let handle = fake_clb::serve(config).await.expect("fake-clb starts");
             let admin = format!("http://{}", handle.admin_addr);
-            Fake {
-                handle,
-                admin,
-                http: reqwest::Client::new(),
-            }
+            Fake { handle, admin }
         }
 
         fn endpoint(&self) -> String {
@@ -92,36 +89,33 @@ limits:
             ClbClient::new(config, &creds, CloudMetrics::default()).unwrap()
         }
 
-        async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-            let mut req = self.http.request(method, format!("{}{path}", self.admin));
-            if let Some(body) = body {
-                req = req.json(&body);
-            }
-            let resp = req.send().await.expect("admin request");
-            assert!(resp.status().is_success(), "{path}: {}", resp.status());
-            let text = resp.text().await.unwrap();
-            if text.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_str(&text).unwrap()
-            }
+        fn admin(&self) -> AdminClient {
+            AdminClient::new(self.admin.clone()).expect("the admin URL")
         }
 
         async fn faults(&self, faults: Value) {
-            self.admin(reqwest::Method::PUT, "/_fake/faults", Some(faults))
-                .await;
+            let rules: Vec<FaultRule> = serde_json::from_value(faults).expect("fault rules");
+            self.admin()
+                .put_faults(&rules)
+                .await
+                .expect("installing faults");
+        }
+
+        /// The request log as JSON entries.
+        async fn log(&self) -> Vec<Value> {
+            let entries = self.admin().requests(None).await.expect("the request log");
+            entries
+                .iter()
+                .map(|e| serde_json::to_value(e).expect("a log entry as JSON"))
+                .collect()
         }
 
         /// Request log entries of `action`.
         async fn requests(&self, action: &str) -> Vec<Value> {
-            let log = self
-                .admin(reqwest::Method::GET, "/_fake/requests", None)
-                .await;
-            log.as_array()
-                .unwrap()
-                .iter()
+            self.log()
+                .await
+                .into_iter()
                 .filter(|r| r["action"] == action)
-                .cloned()
                 .collect()
         }
 
@@ -232,12 +226,11 @@ limits:
     #[tokio::test]
     async fn server_side_rate_limit_is_absorbed() {
         let fake = Fake::start("20ms").await;
-        fake.admin(
-            reqwest::Method::PATCH,
-            "/_fake/limits",
-            Some(json!({"actionQps": 3})),
-        )
-        .await;
+        let patch: LimitsPatch = serde_json::from_value(json!({"actionQps": 3})).expect("limits");
+        fake.admin()
+            .patch_limits(&patch)
+            .await
+            .expect("patching limits");
         // No client-side limit: the server's limit must be absorbed by retries alone.
         let client = fake.client_with(|c| c.retry.max_backoff = Duration::from_millis(400));
         let target = lb();

@@ -210,7 +210,6 @@ async fn listener_lifecycle_against_fake_clb() {
 
     // A fault on CreateListener: NotSynced with the code, a Warning event; Synced once cleared.
     support::set_faults(
-        &http,
         &fake,
         json!([{"action": "CreateListener",
                 "effect": {"type": "error", "code": "InvalidParameter", "message": "injected by runtime test"}}]),
@@ -246,7 +245,7 @@ async fn listener_lifecycle_against_fake_clb() {
     })
     .await;
     assert!(note.contains("InvalidParameter"), "event note: {note}");
-    support::clear_faults(&http, &fake).await;
+    support::clear_faults(&fake).await;
     let fixed_id = eventually(POLL, "Synced after the fault is cleared", || async {
         synced_id(&listeners.get("lb-rt000001-8081").await.ok()?)
     })

@@ -15,6 +15,8 @@ use clb_controller::sync::{
     LbWorker, ListenerKey, Outcome, OwnerRef, Protocol, RuleKey, Scheduler, Snapshot, StatusSink,
     Target, TargetSet, WorkerConfig, WorkerPool,
 };
+use fake_clb::admin_api::{ConsoleTarget, CreateLoadBalancer, FaultRule, StateQuery};
+use fake_clb::admin_client::AdminClient;
 use serde_json::{Value, json};
 
 /// Named `sync` so that `cargo test -p clb-controller sync` selects these tests too.
@@ -30,7 +32,6 @@ mod sync {
     struct Fake {
         handle: fake_clb::ServerHandle,
         admin: String,
-        http: reqwest::Client,
     }
 
     impl Fake {
@@ -61,11 +62,7 @@ limits:
                 .expect("fake-clb config");
             let handle = fake_clb::serve(config).await.expect("fake-clb starts");
             let admin = format!("http://{}", handle.admin_addr);
-            Fake {
-                handle,
-                admin,
-                http: reqwest::Client::new(),
-            }
+            Fake { handle, admin }
         }
 
         fn client(&self) -> ClbClient {
@@ -89,40 +86,45 @@ limits:
             ClbClient::new(config, &creds, CloudMetrics::default()).unwrap()
         }
 
-        async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-            let mut req = self.http.request(method, format!("{}{path}", self.admin));
-            if let Some(body) = body {
-                req = req.json(&body);
-            }
-            let resp = req.send().await.expect("admin request");
-            assert!(resp.status().is_success(), "{path}: {}", resp.status());
-            let text = resp.text().await.unwrap();
-            if text.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_str(&text).unwrap()
-            }
+        fn admin(&self) -> AdminClient {
+            AdminClient::new(self.admin.clone()).expect("the admin URL")
         }
 
         async fn faults(&self, faults: Value) {
-            self.admin(reqwest::Method::PUT, "/_fake/faults", Some(faults))
-                .await;
+            let rules: Vec<FaultRule> = serde_json::from_value(faults).expect("fault rules");
+            self.admin()
+                .put_faults(&rules)
+                .await
+                .expect("installing faults");
+        }
+
+        /// The request log as JSON entries.
+        async fn log(&self) -> Vec<Value> {
+            let entries = self.admin().requests(None).await.expect("the request log");
+            entries
+                .iter()
+                .map(|e| serde_json::to_value(e).expect("a log entry as JSON"))
+                .collect()
         }
 
         async fn console(&self, what: &str, body: Value) {
-            self.admin(
-                reqwest::Method::POST,
-                &format!("/_fake/console/{what}"),
-                Some(body),
-            )
-            .await;
-        }
-
-        async fn log(&self) -> Vec<Value> {
-            let log = self
-                .admin(reqwest::Method::GET, "/_fake/requests", None)
-                .await;
-            log.as_array().unwrap().clone()
+            let admin = self.admin();
+            if what == "create-load-balancer" {
+                let lb: CreateLoadBalancer = serde_json::from_value(body).expect("a new LB");
+                admin
+                    .console_create_load_balancer(&lb)
+                    .await
+                    .expect("creating the LB");
+                return;
+            }
+            let target: ConsoleTarget = serde_json::from_value(body).expect("a console target");
+            let done = match what {
+                "delete-listener" => admin.console_delete_listener(&target).await,
+                "delete-target" => admin.console_delete_target(&target).await,
+                "delete-load-balancer" => admin.console_delete_load_balancer(&target).await,
+                other => panic!("no console action {other}"),
+            };
+            done.expect("the console action");
         }
 
         /// Request log entries of `action`.
@@ -135,13 +137,19 @@ limits:
         }
 
         async fn clear_log(&self) {
-            self.admin(reqwest::Method::DELETE, "/_fake/requests", None)
-                .await;
+            self.admin()
+                .clear_requests()
+                .await
+                .expect("clearing the log");
         }
 
-        /// The LB's listeners from GET /_fake/state, by port.
+        /// The LB's listeners from the state dump, by port.
         async fn listeners(&self) -> BTreeMap<i64, Value> {
-            let state = self.admin(reqwest::Method::GET, "/_fake/state", None).await;
+            let state = self
+                .admin()
+                .state_json(&StateQuery::default())
+                .await
+                .expect("the state dump");
             let lbs = state["accounts"][0]["regions"][REGION]["loadBalancers"]
                 .as_array()
                 .cloned()

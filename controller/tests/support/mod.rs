@@ -291,27 +291,25 @@ pub fn targets_of(c: &CloudListener) -> Vec<(String, u16, u16)> {
     c.targets.iter().map(|t| (t.ip, t.port, t.weight)).collect()
 }
 
+/// fake-clb's control API.
+fn admin_of(fake: &fake_clb::ServerHandle) -> fake_clb::admin_client::AdminClient {
+    fake_clb::admin_client::AdminClient::for_addr(fake.admin_addr).expect("the admin address")
+}
+
 /// Installs fault rules on fake-clb's admin API.
-pub async fn set_faults(http: &reqwest::Client, fake: &fake_clb::ServerHandle, faults: Value) {
-    let put = http
-        .put(format!("http://{}/_fake/faults", fake.admin_addr))
-        .json(&faults)
-        .send()
+pub async fn set_faults(fake: &fake_clb::ServerHandle, faults: Value) {
+    let rules: Vec<fake_clb::admin_api::FaultRule> =
+        serde_json::from_value(faults).expect("fault rules");
+    admin_of(fake)
+        .put_faults(&rules)
         .await
-        .unwrap();
-    assert!(
-        put.status().is_success(),
-        "installing the fault: {}",
-        put.status()
-    );
+        .expect("installing the fault");
 }
 
 /// Clears every fault rule on fake-clb's admin API.
-pub async fn clear_faults(http: &reqwest::Client, fake: &fake_clb::ServerHandle) {
-    let cleared = http
-        .delete(format!("http://{}/_fake/faults", fake.admin_addr))
-        .send()
+pub async fn clear_faults(fake: &fake_clb::ServerHandle) {
+    admin_of(fake)
+        .clear_faults()
         .await
-        .unwrap();
-    assert!(cleared.status().is_success());
+        .expect("clearing the faults");
 }

@@ -6,60 +6,32 @@ use std::time::Duration;
 use clb_api::model::BatchTarget;
 use clb_controller::cloud::{
     ClbClient, ClientConfig, CloudError, CloudMetrics, Credentials, LbRef, ListenerAttributes,
-    NewListener, RateLimit, RetryPolicy,
+    NewListener,
 };
-use fake_clb::admin_api::{FaultRule, LimitsPatch};
-use fake_clb::admin_client::AdminClient;
-use serde_json::{Value, json};
+use fake_clb::admin_api::LimitsPatch;
+use serde_json::json;
+
+mod fake_clb_fixture;
 
 /// Named `cloud` so that `cargo test -p clb-controller cloud` selects these tests.
 mod cloud {
     use super::*;
 
     const SECRET_ID: &str = "AKIDcloudtest0001";
-    const SECRET_KEY: &str = "cloud-test-secret";
-    const REGION: &str = "ap-guangzhou";
-    const LB: &str = "lb-00000001";
+    use crate::fake_clb_fixture::{Fake as Fixture, LB, REGION};
 
-    struct Fake {
-        handle: fake_clb::ServerHandle,
-        admin: String,
+    struct Fake(Fixture);
+
+    impl std::ops::Deref for Fake {
+        type Target = Fixture;
+        fn deref(&self) -> &Fixture {
+            &self.0
+        }
     }
 
     impl Fake {
         async fn start(task_duration: &str) -> Fake {
-            let yaml = format!(
-                r#"
-listen: 127.0.0.1:0
-adminListen: 127.0.0.1:0
-seed: 7
-accounts:
-  - secretId: {SECRET_ID}
-    secretKey: {SECRET_KEY}
-    appId: 1250000001
-loadBalancers:
-  - id: {LB}
-    secretId: {SECRET_ID}
-    region: {REGION}
-    name: cloud-test
-    type: OPEN
-    vips: [1.1.1.1]
-limits:
-  actionQps: 0
-  listenersPerLoadBalancer: 200
-  taskDuration: {task_duration}
-"#
-            );
-            let config =
-                fake_clb::Config::from_yaml(&yaml, std::path::Path::new("cloud-test.yaml"))
-                    .expect("fake-clb config");
-            let handle = fake_clb::serve(config).await.expect("fake-clb starts");
-            let admin = format!("http://{}", handle.admin_addr);
-            Fake { handle, admin }
-        }
-
-        fn endpoint(&self) -> String {
-            format!("http://{}", self.handle.api_addr)
+            Fake(Fixture::start(SECRET_ID, 7, task_duration).await)
         }
 
         fn client(&self) -> ClbClient {
@@ -67,56 +39,7 @@ limits:
         }
 
         fn client_with(&self, tweak: impl FnOnce(&mut ClientConfig)) -> ClbClient {
-            let mut config = ClientConfig {
-                endpoint: self.endpoint(),
-                default_region: REGION.into(),
-                request_timeout: Duration::from_secs(5),
-                operation_timeout: Duration::from_secs(20),
-                // Fast retries keep the tests short; the limits themselves are exercised in the unit tests.
-                retry: RetryPolicy {
-                    initial_backoff: Duration::from_millis(20),
-                    max_backoff: Duration::from_millis(200),
-                    max_attempts: 20,
-                },
-                rate_limit: RateLimit {
-                    per_second: 0.0,
-                    burst: 1,
-                },
-                ..ClientConfig::default()
-            };
-            tweak(&mut config);
-            let creds = Credentials::new(SECRET_ID, SECRET_KEY).unwrap();
-            ClbClient::new(config, &creds, CloudMetrics::default()).unwrap()
-        }
-
-        fn admin(&self) -> AdminClient {
-            AdminClient::new(self.admin.clone()).expect("the admin URL")
-        }
-
-        async fn faults(&self, faults: Value) {
-            let rules: Vec<FaultRule> = serde_json::from_value(faults).expect("fault rules");
-            self.admin()
-                .put_faults(&rules)
-                .await
-                .expect("installing faults");
-        }
-
-        /// The request log as JSON entries.
-        async fn log(&self) -> Vec<Value> {
-            let entries = self.admin().requests(None).await.expect("the request log");
-            entries
-                .iter()
-                .map(|e| serde_json::to_value(e).expect("a log entry as JSON"))
-                .collect()
-        }
-
-        /// Request log entries of `action`.
-        async fn requests(&self, action: &str) -> Vec<Value> {
-            self.log()
-                .await
-                .into_iter()
-                .filter(|r| r["action"] == action)
-                .collect()
+            self.0.client_with(20, tweak)
         }
 
         async fn results(&self, action: &str) -> Vec<String> {

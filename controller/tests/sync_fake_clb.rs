@@ -6,105 +6,41 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use clb_controller::cloud::{
-    ClbClient, ClientConfig, CloudMetrics, Credentials, LbRef, ListenerAttributes, NewListener,
-    RateLimit, RetryPolicy,
-};
+use clb_controller::cloud::{ClbClient, LbRef, ListenerAttributes, NewListener};
 use clb_controller::sync::{
     Attributes, Certificate, DeletingListener, DesiredListener, DesiredRule, DesiredSource,
     LbWorker, ListenerKey, Outcome, OwnerRef, Protocol, RuleKey, Scheduler, Snapshot, StatusSink,
     Target, TargetSet, WorkerConfig, WorkerPool,
 };
-use fake_clb::admin_api::{ConsoleTarget, CreateLoadBalancer, FaultRule, StateQuery};
-use fake_clb::admin_client::AdminClient;
+use fake_clb::admin_api::{ConsoleTarget, CreateLoadBalancer, StateQuery};
 use serde_json::{Value, json};
+
+mod fake_clb_fixture;
 
 /// Named `sync` so that `cargo test -p clb-controller sync` selects these tests too.
 mod sync {
     use super::*;
 
     const SECRET_ID: &str = "AKIDsynctest00001";
-    const SECRET_KEY: &str = "sync-test-secret";
-    const REGION: &str = "ap-guangzhou";
-    const LB: &str = "lb-00000001";
+    use crate::fake_clb_fixture::{Fake as Fixture, LB, REGION};
     const WAIT: Duration = Duration::from_secs(30);
 
-    struct Fake {
-        handle: fake_clb::ServerHandle,
-        admin: String,
+    struct Fake(Fixture);
+
+    impl std::ops::Deref for Fake {
+        type Target = Fixture;
+        fn deref(&self) -> &Fixture {
+            &self.0
+        }
     }
 
     impl Fake {
         async fn start(task_duration: &str) -> Fake {
-            let yaml = format!(
-                r#"
-listen: 127.0.0.1:0
-adminListen: 127.0.0.1:0
-seed: 11
-accounts:
-  - secretId: {SECRET_ID}
-    secretKey: {SECRET_KEY}
-    appId: 1250000001
-loadBalancers:
-  - id: {LB}
-    secretId: {SECRET_ID}
-    region: {REGION}
-    name: sync-test
-    type: OPEN
-    vips: [1.1.1.1]
-limits:
-  actionQps: 0
-  listenersPerLoadBalancer: 200
-  taskDuration: {task_duration}
-"#
-            );
-            let config = fake_clb::Config::from_yaml(&yaml, std::path::Path::new("sync-test.yaml"))
-                .expect("fake-clb config");
-            let handle = fake_clb::serve(config).await.expect("fake-clb starts");
-            let admin = format!("http://{}", handle.admin_addr);
-            Fake { handle, admin }
+            Fake(Fixture::start(SECRET_ID, 11, task_duration).await)
         }
 
         fn client(&self) -> ClbClient {
-            let config = ClientConfig {
-                endpoint: format!("http://{}", self.handle.api_addr),
-                default_region: REGION.into(),
-                request_timeout: Duration::from_secs(5),
-                operation_timeout: Duration::from_secs(20),
-                retry: RetryPolicy {
-                    initial_backoff: Duration::from_millis(20),
-                    max_backoff: Duration::from_millis(200),
-                    max_attempts: 30,
-                },
-                rate_limit: RateLimit {
-                    per_second: 0.0,
-                    burst: 1,
-                },
-                ..ClientConfig::default()
-            };
-            let creds = Credentials::new(SECRET_ID, SECRET_KEY).unwrap();
-            ClbClient::new(config, &creds, CloudMetrics::default()).unwrap()
-        }
-
-        fn admin(&self) -> AdminClient {
-            AdminClient::new(self.admin.clone()).expect("the admin URL")
-        }
-
-        async fn faults(&self, faults: Value) {
-            let rules: Vec<FaultRule> = serde_json::from_value(faults).expect("fault rules");
-            self.admin()
-                .put_faults(&rules)
-                .await
-                .expect("installing faults");
-        }
-
-        /// The request log as JSON entries.
-        async fn log(&self) -> Vec<Value> {
-            let entries = self.admin().requests(None).await.expect("the request log");
-            entries
-                .iter()
-                .map(|e| serde_json::to_value(e).expect("a log entry as JSON"))
-                .collect()
+            self.client_with(30, |_| {})
         }
 
         async fn console(&self, what: &str, body: Value) {
@@ -125,22 +61,6 @@ limits:
                 other => panic!("no console action {other}"),
             };
             done.expect("the console action");
-        }
-
-        /// Request log entries of `action`.
-        async fn requests(&self, action: &str) -> Vec<Value> {
-            self.log()
-                .await
-                .into_iter()
-                .filter(|r| r["action"] == action)
-                .collect()
-        }
-
-        async fn clear_log(&self) {
-            self.admin()
-                .clear_requests()
-                .await
-                .expect("clearing the log");
         }
 
         /// The LB's listeners from the state dump, by port.

@@ -686,6 +686,62 @@ mod sync {
         worker.shutdown().await;
     }
 
+    /// The worker plans target changes against its own record of the LB, without reading it: a deregister that
+    /// finds the LB gone must still make every CR of the LB say so.
+    #[tokio::test]
+    async fn load_balancer_deleted_behind_the_workers_record() {
+        let fake = Fake::start("20ms").await;
+        let store = Arc::new(Store::default());
+        store.put(tcp("default/a", 36010, &[("10.6.0.1", 80, 10)]));
+        store.put(tcp("default/b", 36011, &[("10.6.0.2", 80, 10)]));
+        let worker = spawn(&fake, &store, config());
+        worker.notify("default/a");
+        worker.notify("default/b");
+        wait_until("a and b Synced", || {
+            store.listener_id("default/a").is_some() && store.listener_id("default/b").is_some()
+        })
+        .await;
+        // One more target change, which the worker plans from its record: no read of the cloud.
+        fake.clear_log().await;
+        store.put(tcp(
+            "default/a",
+            36010,
+            &[("10.6.0.1", 80, 10), ("10.6.0.3", 80, 10)],
+        ));
+        worker.notify("default/a");
+        wait_until("the new target is in the cloud", || {
+            store.history_of("default/a").len() >= 2
+        })
+        .await;
+        let log = fake.log().await;
+        assert!(
+            log.iter()
+                .all(|r| !r["action"].as_str().unwrap_or("").starts_with("Describe")),
+            "a target change read the cloud: {log:?}"
+        );
+
+        fake.console(
+            "delete-load-balancer",
+            json!({"region": REGION, "loadBalancerId": LB}),
+        )
+        .await;
+        store.put(tcp("default/a", 36010, &[("10.6.0.1", 80, 10)]));
+        worker.notify("default/a");
+        wait_until("a and b NotSynced", || {
+            ["default/a", "default/b"]
+                .iter()
+                .all(|o| store.outcome(o).is_some_and(|o| o.is_failure()))
+        })
+        .await;
+        for owner in ["default/a", "default/b"] {
+            let Some(Outcome::NotSynced { message, .. }) = store.outcome(owner) else {
+                unreachable!()
+            };
+            assert!(message.contains("does not exist"), "{owner}: {message}");
+        }
+        worker.shutdown().await;
+    }
+
     #[tokio::test]
     async fn changes_during_a_slow_pass_land_in_one_following_pass() {
         let fake = Fake::start("800ms").await;

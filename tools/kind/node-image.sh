@@ -148,10 +148,14 @@ docker save "${preload[@]}" | docker exec -i "$build" \
     ctr --namespace=k8s.io images import --label=io.cri-containerd.pinned=pinned --all-platforms --no-unpack --digests - >/dev/null
 # The build container's PID 1 (sleep) reaps nothing: a stopped containerd stays a zombie, so wait for that.
 docker exec "$build" bash -c 'pkill -x containerd; while ps -o stat= -C containerd | grep -qv "^Z"; do sleep 0.2; done; rm -f /tmp/containerd.log'
+# `docker commit --change` takes no STOPSIGNAL on Docker 20.10 (Debian's docker.io): a one-line build adds it, so
+# `docker stop` shuts systemd down cleanly as on kind's own images.
 docker commit \
     --change 'ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]' \
-    --change 'ENV container=docker' --change 'STOPSIGNAL SIGRTMIN+3' \
-    "$build" "$node_image" >/dev/null
+    --change 'ENV container=docker' \
+    "$build" "$node_image-unsignalled" >/dev/null
+printf 'FROM %s\nSTOPSIGNAL SIGRTMIN+3\n' "$node_image-unsignalled" | docker build -q -t "$node_image" - >/dev/null
+docker rmi "$node_image-unsignalled" >/dev/null
 docker rmi "${preload[@]}" >/dev/null 2>&1 || true
 log "node image $node_image: $(( $(docker image inspect -f '{{.Size}}' "$node_image") / 1000000 )) MB in $(elapsed $((SECONDS - start)))"
 echo "$node_image"

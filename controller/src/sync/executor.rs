@@ -104,6 +104,9 @@ pub struct ExecutionReport {
     pub calls_failed: usize,
     /// Steps (or parts of batched target steps) skipped because what they refer to was not created.
     pub calls_skipped: usize,
+    /// A delete or deregister call found the load balancer gone (counted as done for that call): the pass
+    /// planned against a load balancer that no longer exists.
+    pub lb_missing: bool,
 }
 
 impl ExecutionReport {
@@ -706,6 +709,7 @@ impl Run<'_> {
                     // The load balancer is gone, and with it every listener.
                     Err(e) if e.is_lb_not_found() => {
                         debug!(lb = %lb, "load balancer gone: listeners count as deleted");
+                        self.report.lb_missing = true;
                     }
                     Err(e) => self.fail_step(step, &e),
                 }
@@ -887,7 +891,7 @@ impl Run<'_> {
                     self.fail(&owners, &failure);
                 }
             }
-            Err(e) if !register && e.is_lb_not_found() => {}
+            Err(e) if !register && e.is_lb_not_found() => self.report.lb_missing = true,
             Err(e) => {
                 warn!(lb = %self.lb, action = step.call.action(), error = %e, "sync step failed");
                 self.report.calls_failed += 1;

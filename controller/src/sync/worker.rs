@@ -511,7 +511,16 @@ pub async fn sync_once_cached(
         );
     }
     let mut report = execute(client, lb, &plan).await;
-    if report.calls_failed == 0 && report.calls_skipped == 0 {
+    if report.lb_missing {
+        // Planned against a record of a load balancer that is gone: read it again, and report what that says
+        // (every desired CR NotSynced with "does not exist", deleting ones done).
+        cache.clear();
+        if let Err(e) = read_cloud_cached(client, lb, cache).await {
+            cache.clear();
+            return ExecutionReport::read_failed(lb, &snapshot.desired, &snapshot.deleting, &e);
+        }
+    }
+    if report.calls_failed == 0 && report.calls_skipped == 0 && !report.lb_missing {
         cache.record(&plan);
     } else {
         cache.clear();

@@ -8,6 +8,7 @@
 //! pure [`super::portpool_plan`]; the Listener reconciler then syncs the CRs to CLB.
 
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,7 +35,7 @@ use crate::ingress::{LbKey, LbSelection};
 use crate::pools::held::HeldPort;
 use crate::pools::leak::{Duplicate, claims_of, duplicate_holdings};
 use crate::runtime::metrics_server::PoolItemLabels;
-use crate::runtime::watch::spawn_reflector;
+use crate::runtime::watch::{spawn_reflector, spawn_reflector_where};
 use crate::runtime::{
     Action, DriverConfig, Reconcile, ReconcileError, api_call, drive, events, finalizer, wait_true,
 };
@@ -73,12 +74,13 @@ pub async fn run_while_leader(ctx: Context, mut stop: watch::Receiver<bool>) {
         keys::LABEL_OWNER_KIND,
         OWNER_KIND_PORTPOOL
     ));
-    let listeners = spawn_reflector(
+    let listeners = spawn_reflector_where(
         &mut watches,
         ctx.scoped_api(),
         owned,
         &tx,
         |l: &Listener| owner_pool(l).into_iter().collect(),
+        pool_fingerprint,
     );
     let caches = async {
         let _ = futures::join!(pools.wait_until_ready(), listeners.wait_until_ready());
@@ -111,6 +113,34 @@ pub async fn run_while_leader(ctx: Context, mut stop: watch::Receiver<bool>) {
     // Another replica takes over and rebuilds; nothing may be allocated from this copy meanwhile.
     reconciler.ctx.pools.set_ready(false);
     watches.shutdown().await;
+}
+
+/// What the pool reconciler reads of one of its Listener CRs: labels except the binding's source labels, whether
+/// it is deleting, its finalizers, its spec without the targets, and its sync status and listener id. Targets and
+/// source labels change with every pod bound (and `observedGeneration` with them); they are the PortBinding
+/// controller's business, so those updates do not wake the pool reconciler.
+fn pool_fingerprint(listener: &Listener) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    for (key, value) in listener.labels() {
+        if key != keys::LABEL_SOURCE_NAME && key != keys::LABEL_SOURCE_NAMESPACE {
+            (key, value).hash(&mut hasher);
+        }
+    }
+    listener
+        .metadata
+        .deletion_timestamp
+        .is_some()
+        .hash(&mut hasher);
+    listener.metadata.finalizers.hash(&mut hasher);
+    let mut spec = listener.spec.clone();
+    spec.target_group = None;
+    serde_json::to_string(&spec)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    if let Some(status) = &listener.status {
+        (&status.status, &status.listener_id).hash(&mut hasher);
+    }
+    hasher.finish()
 }
 
 /// Rebuilds the allocator, retrying until the API server answers.
@@ -537,5 +567,46 @@ mod tests {
         assert_eq!(owner_pool(&l), Some(PoolKey::new("game", "pool1")));
         l.labels_mut().insert("owner-kind".into(), "Ingress".into());
         assert_eq!(owner_pool(&l), None);
+    }
+
+    #[test]
+    fn a_bound_target_does_not_change_what_the_pool_reads_but_a_sync_status_does() {
+        let listener: Listener = serde_json::from_value(json!({
+            "apiVersion": "networkextension.bkbcs.tencent.com/v1", "kind": "Listener",
+            "metadata": {"name": "lb-1-tcp-100", "namespace": "game", "generation": 1,
+                "labels": {"owner-kind": "PortPool", "owner-name": "pool1"}},
+            "spec": {"loadbalancerID": "lb-1", "port": 100, "protocol": "TCP"},
+            "status": {"listenerID": "lbl-1", "status": "Synced", "observedGeneration": 1},
+        }))
+        .unwrap();
+        let before = pool_fingerprint(&listener);
+
+        let mut bound = listener.clone();
+        bound.metadata.generation = Some(2);
+        bound
+            .labels_mut()
+            .insert(keys::LABEL_SOURCE_NAME.into(), "pod-1".into());
+        bound
+            .labels_mut()
+            .insert(keys::LABEL_SOURCE_NAMESPACE.into(), "game".into());
+        bound.spec.target_group = serde_json::from_value(json!(
+            {"protocol": "TCP", "backends": [{"IP": "10.0.0.1", "port": 80, "weight": 10}]}
+        ))
+        .unwrap();
+        if let Some(status) = bound.status.as_mut() {
+            status.observed_generation = Some(2);
+        }
+        assert_eq!(pool_fingerprint(&bound), before);
+
+        let mut failed = bound.clone();
+        if let Some(status) = failed.status.as_mut() {
+            status.status = Some("NotSynced".into());
+        }
+        assert_ne!(pool_fingerprint(&failed), before);
+        let mut deleting = listener.clone();
+        deleting.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Default::default()),
+        );
+        assert_ne!(pool_fingerprint(&deleting), before);
     }
 }

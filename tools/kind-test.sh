@@ -122,8 +122,10 @@ kc apply --server-side -k "$overlay/clb" >/dev/null
 "$HARNESS" cluster kwok-stages | kc apply -f - >/dev/null
 kc -n kube-system rollout status deployment/kwok-controller --timeout=180s
 kc -n kube-system rollout status deployment/coredns --timeout=180s
-# From now on nothing without the toleration is scheduled on a real node: scenario pods go to kwok nodes.
+# From now on nothing without the toleration is scheduled on a real node: scenario pods go to kwok nodes. The
+# label lets the charts select the real nodes (kwok would happily "run" them on a fake one, where nothing runs).
 kc taint nodes --all clb-testbed/system=true:NoSchedule --overwrite >/dev/null
+kc label nodes --all clb-testbed/system=true --overwrite >/dev/null
 "$HARNESS" cluster fake-nodes --kubeconfig "$KUBECONFIG_FILE" --nodes 3
 phase_done "kwok"
 

@@ -284,9 +284,10 @@ impl Environment {
     }
 
     /// Starts fake-clb again after `stop_fake_clb`, on the same ports, from its state file (a
-    /// no-op while it runs). It has the config's limits and no fault rules.
+    /// no-op while it runs, and for an external fake-clb, which is never stopped). It has the
+    /// config's limits and no fault rules.
     pub async fn start_fake_clb(&mut self) -> Result<()> {
-        if self.fake_clb_running()? {
+        if self.options.external_fake_clb.is_some() || self.fake_clb_running()? {
             return Ok(());
         }
         let resume = Some((self.fake_api, self.fake_admin));

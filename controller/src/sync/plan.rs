@@ -854,7 +854,7 @@ fn sorted_rules(d: &DesiredListener) -> Vec<&DesiredRule> {
 }
 
 /// `ModifyListener` fields for a matched listener (bcs `needUpdateAttribute`, plus the
-/// listener-level L7 fields bcs only sent on create in non-bulk mode, quirk Q4).
+/// listener-level L7 fields, which bcs sent only when it created a listener outside its bulk path).
 fn listener_changes(d: &DesiredListener, c: &CloudListener) -> ListenerChanges {
     let spec = ListenerSpec::of(d);
     ListenerChanges {

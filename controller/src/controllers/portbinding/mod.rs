@@ -42,6 +42,8 @@ use plan::{
 pub const FIELD_MANAGER: &str = "clb-controller-portbinding";
 /// Recheck delay while a binding is not Ready or is cleaning (bcs: 3 s).
 const RECHECK: Duration = Duration::from_secs(2);
+/// How long after creating a binding this leader waits for the watch to deliver it before creating it again.
+const CREATE_SETTLE: Duration = Duration::from_secs(10);
 /// How long a new binding waits for its target before it is reported NotReady (binding status, pod condition).
 const NOT_READY_GRACE: Duration = Duration::from_secs(2);
 /// Every binding is looked at this often even without an event.
@@ -191,7 +193,9 @@ impl Reconcile for Reconciler {
         let pod_items = pod.as_deref().and_then(pod_binding_items);
         let alive = pod.as_deref().is_some_and(is_alive) && pod_items.is_some();
         let Some(binding) = binding else {
-            if let (true, Some(pod), Some(items)) = (alive, pod.as_deref(), pod_items) {
+            if let (true, Some(pod), Some(items)) = (alive, pod.as_deref(), pod_items)
+                && !self.created_here(key)
+            {
                 // The binding's watch event queues this key again once the store holds it.
                 self.create_binding(key, pod, items).await?;
             }
@@ -374,6 +378,17 @@ impl Reconciler {
         NOT_READY_GRACE
             .checked_sub(created.elapsed())
             .filter(|left| !left.is_zero())
+    }
+
+    /// Whether this leader created the binding of `key` within [`CREATE_SETTLE`]: a pod event that arrives
+    /// before the binding's own watch event must not create it a second time (a wasted write answered 409).
+    /// Later a create is tried again, so a binding deleted by hand meanwhile is made anew.
+    fn created_here(&self, key: &Key) -> bool {
+        self.created
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .is_some_and(|at| at.elapsed() < CREATE_SETTLE)
     }
 
     /// When this leader created the binding of `key`, forgotten once read.

@@ -17,7 +17,7 @@ use tracing::info;
 use crate::env::{EnvOptions, Environment};
 use crate::error::Result;
 use crate::report::{self, Failure, RunReport, ScenarioReport, StepReport};
-use crate::scenario::{self, LoadedScenario, Operation, Step};
+use crate::scenario::{self, LoadedScenario, Operation, Step, TimeoutKind};
 use fake_clb::admin_api::StateQuery;
 use fake_clb::admin_client::AdminClient;
 
@@ -299,8 +299,10 @@ async fn finish_scenario(ctx: &mut Ctx<'_>, report: &mut ScenarioReport, keep: b
         .await;
     if !keep {
         let check = scenario.invariants.clean_teardown;
+        let limit =
+            scenario::effective_timeout(None, None, &scenario.timeouts, TimeoutKind::Teardown);
         report.invariant_failures.extend(
-            teardown(ctx.env, &ctx.namespace, check)
+            teardown(ctx.env, &ctx.namespace, check, limit)
                 .await
                 .into_iter()
                 .map(|v| format!("teardown: {v}")),
@@ -308,13 +310,16 @@ async fn finish_scenario(ctx: &mut Ctx<'_>, report: &mut ScenarioReport, keep: b
     }
 }
 
-const TEARDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
-
 /// Deletes the scenario's namespace in a healthy environment (fake-clb running, faults cleared,
 /// controller running, since its webhooks fail closed) and, with `check`, waits until the namespace is gone
-/// and fake-clb holds no listener: the controller must clean up after every object it created.
-/// Returns the problems found.
-async fn teardown(env: &mut Environment, namespace: &str, check: bool) -> Vec<String> {
+/// and fake-clb holds no listener, for at most `limit`: the controller must clean up after every object it
+/// created. Returns the problems found.
+async fn teardown(
+    env: &mut Environment,
+    namespace: &str,
+    check: bool,
+    limit: std::time::Duration,
+) -> Vec<String> {
     let mut problems = Vec::new();
     if let Err(e) = env.start_fake_clb().await {
         problems.push(format!("starting fake-clb for teardown: {e}"));
@@ -339,7 +344,7 @@ async fn teardown(env: &mut Environment, namespace: &str, check: bool) -> Vec<St
     if !check {
         return problems;
     }
-    let deadline = Instant::now() + TEARDOWN_LIMIT;
+    let deadline = Instant::now() + limit;
     let mut left: Vec<String> = vec![format!("namespace {namespace}")];
     while Instant::now() < deadline {
         left = match namespaces.get_opt(namespace).await {
@@ -372,7 +377,7 @@ async fn teardown(env: &mut Environment, namespace: &str, check: bool) -> Vec<St
     }
     problems.push(format!(
         "still present {}s after deleting the namespace: {}",
-        TEARDOWN_LIMIT.as_secs(),
+        limit.as_secs(),
         left.join(", ")
     ));
     problems

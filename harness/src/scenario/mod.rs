@@ -186,6 +186,10 @@ pub struct Timeouts {
     /// injectFaults, clearFaults, setLimits and controller actions (built-in 30s).
     #[serde(default)]
     pub control: Option<HumanDuration>,
+    /// The teardown: from deleting the namespace until it and every cloud listener are gone (built-in 120s;
+    /// only the scenario-level value counts).
+    #[serde(default)]
+    pub teardown: Option<HumanDuration>,
 }
 
 /// Which `Timeouts` entry an operation uses.
@@ -197,6 +201,7 @@ pub enum TimeoutKind {
     Assert,
     Error,
     Control,
+    Teardown,
 }
 
 impl Timeouts {
@@ -208,6 +213,7 @@ impl Timeouts {
             TimeoutKind::Assert => self.assert,
             TimeoutKind::Error => self.error,
             TimeoutKind::Control => self.control,
+            TimeoutKind::Teardown => self.teardown,
         }
     }
 
@@ -219,6 +225,7 @@ impl Timeouts {
             TimeoutKind::Assert => 30,
             TimeoutKind::Error => 10,
             TimeoutKind::Control => 30,
+            TimeoutKind::Teardown => 120,
         })
     }
 }

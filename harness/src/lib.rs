@@ -10,6 +10,7 @@ pub mod measure;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+mod snapshot;
 
 pub use error::{Error, Result};
 

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use crate::runner::invariants::{item_lbs, str_at, targets};
+use crate::snapshot::{item_lbs, str_at, targets};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Summary;
-use crate::runner::invariants::str_at;
+use crate::snapshot::str_at;
 
 /// Verbs of `apiserver_request_total` that change state (`APPLY` is a server-side apply patch).
 const WRITE_VERBS: [&str; 6] = [
@@ -373,30 +373,6 @@ pub fn calls_per_second(calls: &[CloudCall]) -> BTreeMap<String, Vec<(f64, f64)>
             (action, points)
         })
         .collect()
-}
-
-/// Scenario checks of `baseline`/`compareTo`: a comparison names a baseline measurement of
-/// the same scenario, and a baseline is not itself compared.
-pub fn comparison_problems(measurements: &[crate::scenario::Measurement]) -> Vec<String> {
-    let mut problems = Vec::new();
-    for m in measurements {
-        let Some(target) = &m.compare_to else {
-            continue;
-        };
-        if m.baseline {
-            problems.push(format!(
-                "measurement {}: a baseline has no compareTo",
-                m.name
-            ));
-        }
-        if !measurements.iter().any(|b| &b.name == target && b.baseline) {
-            problems.push(format!(
-                "measurement {}: compareTo {target:?} is not a baseline: true measurement",
-                m.name
-            ));
-        }
-    }
-    problems
 }
 
 #[cfg(test)]

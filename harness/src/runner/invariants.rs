@@ -4,12 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+pub(crate) use crate::snapshot::{item_lbs, str_at, targets};
+
 pub const POOL_BINDINGS_ANNOTATION: &str =
     "poolbindings.portpool.networkextension.bkbcs.tencent.com";
-
-pub(crate) fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer).and_then(Value::as_str)
-}
 
 fn object_key(v: &Value) -> String {
     format!(
@@ -17,29 +15,6 @@ fn object_key(v: &Value) -> String {
         str_at(v, "/metadata/namespace").unwrap_or(""),
         str_at(v, "/metadata/name").unwrap_or("")
     )
-}
-
-/// Load-balancer ids an item binds (`poolItemLoadBalancers[].loadbalancerID`, else
-/// `loadBalancerIDs` with any `region:` prefix removed).
-pub(crate) fn item_lbs(item: &Value) -> BTreeSet<String> {
-    let mut ids: BTreeSet<String> = item
-        .get("poolItemLoadBalancers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|lb| str_at(lb, "/loadbalancerID").map(str::to_string))
-        .collect();
-    if ids.is_empty() {
-        ids = item
-            .get("loadBalancerIDs")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(|id| id.rsplit(':').next().unwrap_or(id).to_string())
-            .collect();
-    }
-    ids
 }
 
 /// No `(load balancer, protocol, port)` is held by two pods, per their pool-binding annotation.
@@ -126,27 +101,6 @@ fn listeners(lb: &Value) -> impl Iterator<Item = &Value> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-}
-
-/// Targets bound to a listener directly (L4) or through its rules (L7), from fake-clb's state dump.
-pub(crate) fn targets(listener: &Value) -> Vec<&Value> {
-    let direct = listener
-        .get("targets")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten();
-    let in_rules = listener
-        .get("rules")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .flat_map(|r| {
-            r.get("targets")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-        });
-    direct.chain(in_rules).collect()
 }
 
 /// The `hostPort` of the pod's container port `container_port` (any container), if declared.

@@ -883,9 +883,7 @@ pub fn validate(scenario: &Scenario, base_dir: &Path) -> Vec<String> {
     if measurements.len() != scenario.measurements.len() {
         problems.push("measurements: names must be unique".to_string());
     }
-    problems.extend(crate::measure::perf::comparison_problems(
-        &scenario.measurements,
-    ));
+    problems.extend(comparison_problems(&scenario.measurements));
     let mut step_names = BTreeSet::new();
     for step in &scenario.steps {
         if !step_names.insert(step.name.as_str()) {
@@ -1080,3 +1078,27 @@ fn collect_yaml(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
 
 #[cfg(test)]
 mod tests;
+
+/// Scenario checks of `baseline`/`compareTo`: a comparison names a baseline measurement of
+/// the same scenario, and a baseline is not itself compared.
+fn comparison_problems(measurements: &[Measurement]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for m in measurements {
+        let Some(target) = &m.compare_to else {
+            continue;
+        };
+        if m.baseline {
+            problems.push(format!(
+                "measurement {}: a baseline has no compareTo",
+                m.name
+            ));
+        }
+        if !measurements.iter().any(|b| &b.name == target && b.baseline) {
+            problems.push(format!(
+                "measurement {}: compareTo {target:?} is not a baseline: true measurement",
+                m.name
+            ));
+        }
+    }
+    problems
+}

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use crate::latency::{CallLatency, LatencyRange};
-pub use crate::state::{Backend, Listener, LoadBalancer, Rule, Tag};
+pub use crate::model::{Backend, Listener, LoadBalancer, Rule, Tag};
 
 /// One endpoint of the control API (served on the admin listener only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

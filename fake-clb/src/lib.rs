@@ -11,6 +11,7 @@ pub mod faults;
 pub mod http;
 pub mod latency;
 pub mod metrics;
+pub mod model;
 pub mod request_log;
 pub mod state;
 

@@ -115,7 +115,7 @@ cluster-status: harness-bin ## Show the local cluster's processes and health
 	$(HARNESS) cluster status --state-dir $(CLUSTER_STATE_DIR)
 
 # Integration tests that need the local control plane (#[ignore]d in a plain `cargo test`).
-CLUSTER_TESTS := cluster scenarios charts runtime_listener runtime_ingress runtime_portpool webhook_validate webhook_pod runtime_portbinding runtime_portleak runtime_leader
+CLUSTER_TESTS := cluster scenarios charts runtime_listener runtime_ingress runtime_portpool webhook_validate webhook_pod runtime_portbinding runtime_portleak runtime_leader webhook_reservations
 # Scenario suites `make test` gates on, run on the test cluster with the controller as the chart's ServiceAccount
 # (its RBAC rendered by test-charts), so a rule the controller needs and the chart lacks fails the run.
 GATE_SCENARIOS := scenarios/conformance scenarios/faults

@@ -99,6 +99,13 @@ pub struct RunFlags {
     #[arg(long, env = "PORT_LEAK_THRESHOLD_SECONDS", default_value = "300", value_parser = parse_seconds, value_name = "DURATION")]
     pub port_leak_threshold: Duration,
 
+    /// Ports the pod webhook reserved for a pod that was then refused are released this long after admission
+    /// (refused before the pod validating webhook) or after validation (refused later, e.g. by a quota), instead
+    /// of after the leak threshold. Needs the pod validating webhook (`/portpool/v1/validate-pod`, registered
+    /// with the mutating one). 0 turns it off.
+    #[arg(long, env = "CLB_PORT_RESERVATION_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub port_reservation_timeout: Duration,
+
     /// Address of /metrics, /healthz and /readyz.
     #[arg(
         long,
@@ -225,6 +232,7 @@ impl RunFlags {
             instance,
             webhook,
             port_leak_threshold: self.port_leak_threshold,
+            port_reservation_timeout: self.port_reservation_timeout,
         })
     }
 }

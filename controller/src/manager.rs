@@ -75,6 +75,9 @@ pub struct RuntimeConfig {
     /// Ports the webhook allocated that no pod or PortBinding records after this long are released
     /// (bcs: PORT_LEAK_THRESHOLD_SECONDS).
     pub port_leak_threshold: Duration,
+    /// Reservations of refused pods are released this long after admission or validation
+    /// (see [`crate::pools::reservation`]); zero leaves them to the leak threshold.
+    pub port_reservation_timeout: Duration,
 }
 
 /// A running runtime. Dropping it does not stop it; call [`RuntimeHandle::shutdown`].
@@ -157,6 +160,7 @@ pub async fn run(config: RuntimeConfig) -> Result<RuntimeHandle, RuntimeError> {
     let pod_webhook = crate::webhook::pod::PodWebhook {
         pools: ctx.pools.clone(),
         metrics: crate::webhook::pod::PodWebhookMetrics::default(),
+        reservation_timeout: config.port_reservation_timeout,
     };
     pod_webhook.metrics.register(&mut registry);
     let state = Arc::new(metrics_server::MetricsState {
@@ -242,6 +246,7 @@ fn context(
         health: Arc::new(Health::default()),
         pools: Arc::new(PoolState::default()),
         leak_threshold: config.port_leak_threshold,
+        reservation_timeout: config.port_reservation_timeout,
     }
 }
 

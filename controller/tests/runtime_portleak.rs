@@ -47,7 +47,7 @@ where
 
 /// Takes one TCP port of the test pool for `pod`, recorded as pending like the pod webhook does.
 fn take(state: &PoolState, key: &PoolKey, ns: &str, pod: &str) -> u16 {
-    state.allocate_pending(ns, pod, |a| {
+    state.allocate_pending(ns, pod, "", |a| {
         let got = a
             .allocate(key, RequestProtocol::Tcp, None)
             .expect("free port");
@@ -106,6 +106,7 @@ async fn unrecorded_webhook_allocation_is_reclaimed() {
         watch_namespace: Some(ns.clone()),
         install_crds: true,
         port_leak_threshold: Duration::from_secs(1),
+        port_reservation_timeout: Duration::from_secs(5),
         instance: "leak-test-0".into(),
         webhook: None,
     })
@@ -238,6 +239,7 @@ async fn a_kept_portbinding_deleted_by_hand_gives_its_port_back() {
     let handle = manager::run(RuntimeConfig {
         webhook: Some(support::webhook_config(&config_name, REGION)),
         port_leak_threshold: THRESHOLD,
+        port_reservation_timeout: Duration::from_secs(5),
         ..support::runtime_config(&kubeconfig, cloud_config, credentials, &ns, "leak-test-1")
     })
     .await

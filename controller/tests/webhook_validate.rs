@@ -105,7 +105,15 @@ async fn portpool_and_ingress_admission_through_the_api_server() {
         .await
         .expect("configuration applied");
     let hooks = registered.webhooks.unwrap_or_default();
-    assert_eq!(hooks.len(), 3);
+    assert_eq!(
+        hooks.len(),
+        4,
+        "Ingress, PortPool, PortPool delete, pod reservations"
+    );
+    assert_eq!(
+        hooks[3].client_config.url.as_deref(),
+        Some(format!("https://{addr}/portpool/v1/validate-pod").as_str())
+    );
     let url = hooks[0].client_config.url.clone().unwrap_or_default();
     assert_eq!(url, format!("https://{addr}/ingress/v1/validate"));
     let ca = hooks[0]

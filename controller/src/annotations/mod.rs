@@ -24,6 +24,9 @@ pub const PORTS: &str = "ports.portpools.networkextension.bkbcs.tencent.com";
 pub const POOL_BINDINGS: &str = "poolbindings.portpool.networkextension.bkbcs.tencent.com";
 /// `NotReady` at admission, `Ready` once the PortBinding is Ready.
 pub const STATUS: &str = "status.portpools.networkextension.bkbcs.tencent.com";
+/// Id of the reservation the webhook made for the pod's ports (ours, not bcs'): the pod validating webhook
+/// matches it, so ports of a pod that is never stored are released within seconds.
+pub const RESERVATION: &str = "reservation.portpools.networkextension.bkbcs.tencent.com";
 /// Go duration ("5m", "2h45m") to keep the ports of a fixed-name pod after deletion.
 pub const KEEP_DURATION: &str = "keepduration.portbinding.bkbcs.tencent.com";
 /// Presence adds [`READINESS_GATE_CONDITION`] to the pod's readiness gates.

@@ -48,6 +48,8 @@ pub struct Context {
     pub settings: Settings,
     /// Ports the webhook allocated that nothing records after this long are released.
     pub leak_threshold: Duration,
+    /// Reservations of refused pods are released this long after admission or validation; zero = off.
+    pub reservation_timeout: Duration,
 }
 
 impl Context {

@@ -1,6 +1,7 @@
 //! The port-pool leak checker (leader only): every `threshold / 4` it lists every PortBinding and every pod's
 //! metadata and releases what the pure judgements of [`crate::pools::leak`] pick: pending webhook allocations
-//! that nothing records after the threshold, and confirmed ports two sweeps found unrecorded.
+//! that nothing records after the threshold, and confirmed ports two sweeps found unrecorded. A faster round
+//! settles port reservations of refused pods within seconds (see [`crate::pools::reservation`]).
 
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
@@ -23,10 +24,15 @@ pub const DEFAULT_LEAK_THRESHOLD: Duration = Duration::from_secs(300);
 /// Objects per list page: a check reads every pod's metadata and every PortBinding without holding them all.
 const PAGE: u32 = 500;
 
-/// Checks for leaked ports every `threshold / 4` (at least 1 s) until `stop` turns true.
+/// Checks for leaked ports every `threshold / 4` (at least 1 s), and for lapsed reservations every fifth of the
+/// reservation timeout (when on), until `stop` turns true.
 pub async fn run_while_leader(ctx: Context, mut stop: watch::Receiver<bool>) {
     let every = (ctx.leak_threshold / 4).max(Duration::from_secs(1));
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let reservations_on = !ctx.reservation_timeout.is_zero();
+    let often = (ctx.reservation_timeout / 5).max(Duration::from_millis(200));
+    let mut fast = tokio::time::interval(often);
+    fast.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = wait_true(&mut stop) => return,
@@ -35,8 +41,48 @@ pub async fn run_while_leader(ctx: Context, mut stop: watch::Receiver<bool>) {
                     tracing::warn!(error = %e, "port leak check failed; retrying next round");
                 }
             }
+            _ = fast.tick(), if reservations_on => settle_reservations(&ctx).await,
         }
     }
+}
+
+/// Lookups of validated reservations per round: a burst the pod watch lags behind is settled over rounds.
+const SETTLE_PER_ROUND: usize = 32;
+
+/// One round of the reservation timeout (see [`crate::pools::reservation`]): releases reservations never
+/// validated, and looks up the pods of validated ones that no stored pod confirmed in time.
+async fn settle_reservations(ctx: &Context) {
+    if !ctx.pools.is_ready() {
+        return;
+    }
+    let now = Instant::now();
+    let timeout = ctx.reservation_timeout;
+    for ((pool, item, protocol, start), pending) in ctx.pools.release_unvalidated(now, timeout) {
+        ctx.metrics.pool_reservations_released.inc();
+        tracing::info!(pool = %pool, %item, %protocol, port = start, namespace = %pending.namespace, pod = %pending.pod,
+            "reserved port released: the pod never reached the pod validating webhook (refused earlier)");
+    }
+    for due in ctx
+        .pools
+        .validated_due(now, timeout)
+        .into_iter()
+        .take(SETTLE_PER_ROUND)
+    {
+        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &due.namespace);
+        let stored = match api_call("reading a reserved pod", pods.get_opt(&due.pod)).await {
+            Ok(found) => found.is_some_and(|p| p.uid().as_deref() == Some(due.uid.as_str())),
+            Err(e) => {
+                tracing::warn!(namespace = %due.namespace, pod = %due.pod, error = %e, "cannot read a reserved pod; retrying next round");
+                return;
+            }
+        };
+        for (pool, item, protocol, start) in ctx.pools.settle(&due, stored, Instant::now()) {
+            ctx.metrics.pool_reservations_released.inc();
+            tracing::info!(pool = %pool, %item, %protocol, port = start, namespace = %due.namespace, pod = %due.pod,
+                "reserved port released: the pod was validated but not stored (refused later, e.g. by a quota)");
+        }
+    }
+    ctx.pools.expire_tombstones(now);
 }
 
 /// One round: when any pending allocation is old enough or any confirmed port is held, lists every PortBinding

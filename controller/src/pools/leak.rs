@@ -252,6 +252,8 @@ mod tests {
             namespace: "game".into(),
             pod: pod.into(),
             since,
+            reservation: String::new(),
+            validated: None,
         }
     }
 

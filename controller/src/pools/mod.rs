@@ -11,11 +11,13 @@ use tokio::sync::broadcast;
 
 pub mod held;
 pub mod leak;
+pub mod reservation;
 
 use crate::allocator::{Allocator, PoolKey, Protocol, RequestProtocol};
 use crate::api::PortPoolItemStatus;
 use held::HeldPort;
 use leak::Unrecorded;
+use reservation::{Due, LatePod, ReservationCheck, Tombstone, Validated};
 
 /// A port (or segment) the webhook took: (pool, item, protocol as allocated, first port).
 pub type PendingPort = (PoolKey, String, RequestProtocol, u16);
@@ -29,6 +31,20 @@ pub struct PendingAllocation {
     pub pod: String,
     /// When the webhook allocated it.
     pub since: Instant,
+    /// The reservation id stamped on the pod (see [`reservation`]); empty when allocated without one.
+    pub reservation: String,
+    /// Set by the pod validating webhook.
+    pub validated: Option<Validated>,
+}
+
+/// Webhook allocations awaiting confirmation, and what the reservation timeout needs around them.
+#[derive(Debug, Default)]
+struct Pending {
+    ports: HashMap<PendingPort, PendingAllocation>,
+    /// Validated reservations by pod uid: the pod's first watch event confirms them.
+    by_uid: HashMap<String, String>,
+    /// Validated reservations released because no pod had been stored, by pod uid.
+    tombstones: HashMap<String, Tombstone>,
 }
 
 /// The leak checker's view of confirmed allocations (see [`leak::judge_unrecorded`]). Lock order:
@@ -80,9 +96,31 @@ pub struct PoolState {
     items: Mutex<HashMap<PoolKey, Vec<PortPoolItemStatus>>>,
     external_changes: ExternalChanges,
     /// Webhook allocations awaiting confirmation. Lock order: allocator, then pending.
-    pending: Mutex<HashMap<PendingPort, PendingAllocation>>,
+    pending: Mutex<Pending>,
     sweep: Mutex<Sweep>,
     ready: AtomicBool,
+    /// Source of reservation ids: unique within this process, and across processes by the start time.
+    reservations: ReservationIds,
+}
+
+/// Makes reservation ids: `<process start, hex>-<counter>`.
+#[derive(Debug)]
+struct ReservationIds {
+    prefix: String,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Default for ReservationIds {
+    fn default() -> Self {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        ReservationIds {
+            prefix: format!("{started:x}"),
+            next: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
 }
 
 impl PoolState {
@@ -145,9 +183,7 @@ impl PoolState {
         pending: &mut HashMap<PendingPort, PendingAllocation>,
         sweep: &mut Sweep,
         ports: impl IntoIterator<Item = PendingPort>,
-        namespace: &str,
-        pod: &str,
-        since: Instant,
+        allocation: &PendingAllocation,
     ) {
         for port in ports {
             for protocol in port.2.protocols() {
@@ -155,15 +191,14 @@ impl PoolState {
                 sweep.suspects.remove(&held);
                 sweep.reallocated.insert(held);
             }
-            pending.insert(
-                port,
-                PendingAllocation {
-                    namespace: namespace.to_owned(),
-                    pod: pod.to_owned(),
-                    since,
-                },
-            );
+            pending.insert(port, allocation.clone());
         }
+    }
+
+    /// A fresh reservation id for one admission.
+    pub fn new_reservation_id(&self) -> String {
+        let n = self.reservations.next.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n}", self.reservations.prefix)
     }
 
     /// Runs `f` with the allocator locked and records the ports it returns as pending for the pod, before the
@@ -172,6 +207,7 @@ impl PoolState {
         &self,
         namespace: &str,
         pod: &str,
+        reservation: &str,
         f: impl FnOnce(&mut Allocator) -> (T, Vec<PendingPort>),
     ) -> T {
         let mut allocator = self
@@ -179,13 +215,18 @@ impl PoolState {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let (out, ports) = f(&mut allocator);
+        let allocation = PendingAllocation {
+            namespace: namespace.to_owned(),
+            pod: pod.to_owned(),
+            since: Instant::now(),
+            reservation: reservation.to_owned(),
+            validated: None,
+        };
         Self::record_pending(
-            &mut self.lock_pending(),
+            &mut self.lock_pending().ports,
             &mut self.lock_sweep(),
             ports,
-            namespace,
-            pod,
-            Instant::now(),
+            &allocation,
         );
         out
     }
@@ -196,6 +237,7 @@ impl PoolState {
             return;
         }
         self.lock_pending()
+            .ports
             .retain(|port, _| !leak::is_claimed(port, held));
     }
 
@@ -203,7 +245,7 @@ impl PoolState {
     pub fn forget_pending(&self, ports: &[PendingPort]) {
         let mut pending = self.lock_pending();
         for port in ports {
-            pending.remove(port);
+            pending.ports.remove(port);
         }
     }
 
@@ -212,7 +254,8 @@ impl PoolState {
     pub fn clear_pending(&self) {
         let mut pending = self.lock_pending();
         let mut sweep = self.lock_sweep();
-        pending.clear();
+        // The rebuild read every stored pod: a tombstoned pod stored by then holds its ports already.
+        *pending = Pending::default();
         sweep.epoch += 1;
         sweep.suspects.clear();
         sweep.reallocated.clear();
@@ -220,13 +263,14 @@ impl PoolState {
 
     /// Number of pending allocations.
     pub fn pending_len(&self) -> usize {
-        self.lock_pending().len()
+        self.lock_pending().ports.len()
     }
 
     /// Namespaces of pending allocations at least `threshold` old at `now`, sorted.
     pub fn stale_pending_namespaces(&self, now: Instant, threshold: Duration) -> Vec<String> {
         let set: BTreeSet<String> = self
             .lock_pending()
+            .ports
             .values()
             .filter(|p| now.saturating_duration_since(p.since) >= threshold)
             .map(|p| p.namespace.clone())
@@ -247,8 +291,9 @@ impl PoolState {
             .allocator
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut pending = self.lock_pending();
-        let picked = leak::reclaimable(&pending, now, threshold, existing_pods, claimed);
+        let mut guard = self.lock_pending();
+        let pending = &mut guard.ports;
+        let picked = leak::reclaimable(pending, now, threshold, existing_pods, claimed);
         let mut released = Vec::new();
         for port in picked {
             let Some(entry) = pending.remove(&port) else {
@@ -279,7 +324,7 @@ impl PoolState {
             let pending = self.lock_pending();
             let mut sweep = self.lock_sweep();
             sweep.reallocated.clear();
-            (allocator.clone(), pending.clone(), sweep.epoch)
+            (allocator.clone(), pending.ports.clone(), sweep.epoch)
         };
         let confirmed = leak::confirmed(&allocated_ports(&allocator), &pending);
         let mut sweep = self.lock_sweep();
@@ -319,7 +364,7 @@ impl PoolState {
             })
             .cloned()
             .collect();
-        let now_confirmed = leak::confirmed(&still_held, &pending);
+        let now_confirmed = leak::confirmed(&still_held, &pending.ports);
         let candidates =
             leak::sweep_candidates(&snapshot.confirmed, &now_confirmed, &sweep.reallocated);
         let Unrecorded {
@@ -356,7 +401,7 @@ impl PoolState {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<PendingPort, PendingAllocation>> {
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -366,6 +411,214 @@ impl PoolState {
         self.items
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Reservations (see [`reservation`]): validation by the pod validating webhook, the timeout, late pods.
+impl PoolState {
+    /// The pod validating webhook's check: marks the pod's reservation validated with its name and uid, taking
+    /// again any of its ports that were released meanwhile (timeout, new leader) when they are still free.
+    /// Returns how many were taken again, or the denial message when one went to another pod.
+    pub fn validate_reservation(
+        &self,
+        check: &ReservationCheck,
+        timeout: Duration,
+    ) -> Result<usize, String> {
+        let mut allocator = self
+            .allocator
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard = self.lock_pending();
+        let pending = &mut *guard;
+        let missing = reservation::uncovered(&pending.ports, check);
+        if !missing.is_empty() {
+            let others = reservation::pending_ports(&pending.ports);
+            if let Some(lost) = missing.iter().find(|p| others.contains(*p)) {
+                return Err(reservation::lost_message(lost, timeout));
+            }
+            let taken = take_specific(&mut allocator, &missing)
+                .map_err(|lost| reservation::lost_message(&lost, timeout))?;
+            let allocation = PendingAllocation {
+                namespace: check.namespace.clone(),
+                pod: check.pod.clone(),
+                since: Instant::now(),
+                reservation: check.reservation.clone(),
+                validated: None,
+            };
+            Self::record_pending(
+                &mut pending.ports,
+                &mut self.lock_sweep(),
+                taken,
+                &allocation,
+            );
+        }
+        let validated = Validated {
+            at: Instant::now(),
+            pod: check.pod.clone(),
+            uid: check.uid.clone(),
+        };
+        for entry in pending.ports.values_mut() {
+            if entry.reservation == check.reservation {
+                entry.pod = check.pod.clone();
+                entry.validated = Some(validated.clone());
+            }
+        }
+        pending
+            .by_uid
+            .insert(check.uid.clone(), check.reservation.clone());
+        Ok(missing.len())
+    }
+
+    /// A stored pod with this uid was seen: its validated reservation is confirmed. Cheap when there is none.
+    pub fn confirm_stored(&self, uid: &str) -> bool {
+        let mut pending = self.lock_pending();
+        let Some(reservation) = pending.by_uid.remove(uid) else {
+            return false;
+        };
+        pending.ports.retain(|_, p| p.reservation != reservation);
+        true
+    }
+
+    /// Releases reservations never validated within `timeout` (see [`reservation`]); returns them.
+    pub fn release_unvalidated(
+        &self,
+        now: Instant,
+        timeout: Duration,
+    ) -> Vec<(PendingPort, PendingAllocation)> {
+        let mut allocator = self
+            .allocator
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut pending = self.lock_pending();
+        let expired = reservation::unvalidated_expired(&pending.ports, now, timeout);
+        let mut released = Vec::new();
+        for port in expired {
+            if let Some(entry) = pending.ports.remove(&port) {
+                release_logged(&mut allocator, &port);
+                released.push((port, entry));
+            }
+        }
+        released
+    }
+
+    /// Validated reservations no stored pod confirmed within `timeout` of validation, oldest first.
+    pub fn validated_due(&self, now: Instant, timeout: Duration) -> Vec<Due> {
+        reservation::validated_due(&self.lock_pending().ports, now, timeout)
+    }
+
+    /// Settles a due reservation after reading the pod: `stored` confirms it; otherwise its ports are released
+    /// and a tombstone is kept for the uid. Returns the released ports.
+    pub fn settle(&self, due: &Due, stored: bool, now: Instant) -> Vec<PendingPort> {
+        let mut allocator = self
+            .allocator
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut pending = self.lock_pending();
+        let ports: Vec<PendingPort> = reservation::ports_of(&pending.ports, &due.reservation)
+            .into_iter()
+            .filter(|p| {
+                pending.ports[p]
+                    .validated
+                    .as_ref()
+                    .is_some_and(|v| v.uid == due.uid)
+            })
+            .collect();
+        for port in &ports {
+            pending.ports.remove(port);
+        }
+        pending.by_uid.remove(&due.uid);
+        if stored || ports.is_empty() {
+            return Vec::new();
+        }
+        for port in &ports {
+            release_logged(&mut allocator, port);
+        }
+        pending.tombstones.insert(
+            due.uid.clone(),
+            Tombstone {
+                namespace: due.namespace.clone(),
+                pod: due.pod.clone(),
+                ports: ports.clone(),
+                until: now + reservation::TOMBSTONE_TTL,
+            },
+        );
+        ports
+    }
+
+    /// A stored pod whose reservation was released before it was stored: takes its ports again when all are
+    /// free, else names one that went to another pod. `None` for any other pod (cheap).
+    pub fn late_pod(&self, uid: &str) -> Option<LatePod> {
+        if self.lock_pending().tombstones.is_empty() {
+            return None;
+        }
+        let mut allocator = self
+            .allocator
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut pending = self.lock_pending();
+        let tombstone = pending.tombstones.remove(uid)?;
+        let wanted: Vec<HeldPort> = tombstone
+            .ports
+            .iter()
+            .flat_map(|p| reservation::expand(p).collect::<Vec<_>>())
+            .collect();
+        let others = reservation::pending_ports(&pending.ports);
+        if let Some(lost) = wanted.iter().find(|p| others.contains(*p)) {
+            return Some(LatePod::Conflict(lost.clone()));
+        }
+        // Held for the stored pod: confirmed, so no pending record.
+        Some(match take_specific(&mut allocator, &wanted) {
+            Ok(_) => LatePod::Retaken,
+            Err(lost) => LatePod::Conflict(lost),
+        })
+    }
+
+    /// Forgets tombstones past their time, and uid entries whose reservation is gone (confirmed by ports).
+    pub fn expire_tombstones(&self, now: Instant) {
+        let mut guard = self.lock_pending();
+        let pending = &mut *guard;
+        pending.tombstones.retain(|_, t| t.until > now);
+        let live: std::collections::HashSet<&str> = pending
+            .ports
+            .values()
+            .map(|p| p.reservation.as_str())
+            .collect();
+        pending.by_uid.retain(|_, r| live.contains(r.as_str()));
+    }
+
+    /// Number of tombstones kept.
+    pub fn tombstones_len(&self) -> usize {
+        self.lock_pending().tombstones.len()
+    }
+}
+
+/// Holds each port for its protocol; on the first that is not free, gives back those taken and names it.
+fn take_specific(
+    allocator: &mut Allocator,
+    ports: &[HeldPort],
+) -> Result<Vec<PendingPort>, HeldPort> {
+    let mut taken: Vec<PendingPort> = Vec::new();
+    for port in ports {
+        let (pool, item, protocol, start) = port;
+        if allocator
+            .allocate_specific(pool, item, (*protocol).into(), *start)
+            .is_err()
+        {
+            for back in &taken {
+                release_logged(allocator, back);
+            }
+            return Err(port.clone());
+        }
+        taken.push((pool.clone(), item.clone(), (*protocol).into(), *start));
+    }
+    Ok(taken)
+}
+
+/// Frees one port; an unknown pool or item (deleted meanwhile) is logged.
+fn release_logged(allocator: &mut Allocator, port: &PendingPort) {
+    let (pool, item, protocol, start) = port;
+    if let Err(e) = allocator.release(pool, item, *protocol, *start) {
+        tracing::warn!(pool = %pool, %item, port = start, error = %e, "reserved port not released");
     }
 }
 
@@ -444,7 +697,7 @@ mod tests {
     }
 
     fn take(state: &PoolState, key: &PoolKey, pod: &str) -> u16 {
-        state.allocate_pending("game", pod, |a| {
+        state.allocate_pending("game", pod, "", |a| {
             let got = a.allocate(key, RequestProtocol::Tcp, None).unwrap();
             let port = (
                 key.clone(),
@@ -668,6 +921,195 @@ mod tests {
         state.with_allocator(|a| {
             assert!(!a.is_free(&key, "a", RequestProtocol::Tcp, port).unwrap());
         });
+    }
+
+    fn reserve(state: &PoolState, key: &PoolKey, reservation: &str) -> u16 {
+        state.allocate_pending("game", "", reservation, |a| {
+            let got = a.allocate(key, RequestProtocol::Tcp, None).unwrap();
+            let port = (
+                key.clone(),
+                got.item.to_string(),
+                got.protocol,
+                got.start_port,
+            );
+            (got.start_port, vec![port])
+        })
+    }
+
+    fn check(key: &PoolKey, reservation: &str, uid: &str, ports: &[u16]) -> ReservationCheck {
+        ReservationCheck {
+            reservation: reservation.into(),
+            namespace: "game".into(),
+            pod: format!("pod-{uid}"),
+            uid: uid.into(),
+            ports: ports
+                .iter()
+                .map(|p| (key.clone(), "a".to_string(), Protocol::Tcp, *p))
+                .collect(),
+        }
+    }
+
+    fn free(state: &PoolState, key: &PoolKey, port: u16) -> bool {
+        state.with_allocator(|a| a.is_free(key, "a", RequestProtocol::Tcp, port).unwrap())
+    }
+
+    const RESERVATION_TIMEOUT: Duration = Duration::from_secs(5);
+
+    #[test]
+    fn an_unvalidated_reservation_is_released_after_the_timeout_and_a_validated_one_is_not() {
+        let (state, key) = state_with_pool();
+        let refused = reserve(&state, &key, "r-refused");
+        let admitted = reserve(&state, &key, "r-admitted");
+        state
+            .validate_reservation(
+                &check(&key, "r-admitted", "u1", &[admitted]),
+                RESERVATION_TIMEOUT,
+            )
+            .unwrap();
+        let later = Instant::now() + RESERVATION_TIMEOUT;
+        let released = state.release_unvalidated(later, RESERVATION_TIMEOUT);
+        assert_eq!(released.len(), 1);
+        assert_eq!(released[0].0.3, refused);
+        assert!(free(&state, &key, refused));
+        assert!(!free(&state, &key, admitted));
+        // The stored pod's first watch event confirms it: nothing is due any more.
+        assert!(state.confirm_stored("u1"));
+        assert!(
+            state
+                .validated_due(later + RESERVATION_TIMEOUT, RESERVATION_TIMEOUT)
+                .is_empty()
+        );
+        assert_eq!(state.pending_len(), 0);
+        assert!(!free(&state, &key, admitted));
+    }
+
+    #[test]
+    fn a_pod_validated_after_its_reservation_lapsed_takes_its_free_port_again_or_is_refused() {
+        let (state, key) = state_with_pool();
+        let slow = reserve(&state, &key, "r-slow");
+        state.release_unvalidated(Instant::now() + RESERVATION_TIMEOUT, RESERVATION_TIMEOUT);
+        assert!(free(&state, &key, slow));
+        // Still free: taken again for the pod and validated.
+        assert_eq!(
+            state.validate_reservation(&check(&key, "r-slow", "u1", &[slow]), RESERVATION_TIMEOUT),
+            Ok(1)
+        );
+        assert!(!free(&state, &key, slow));
+        assert_eq!(
+            state
+                .validated_due(Instant::now() + RESERVATION_TIMEOUT, RESERVATION_TIMEOUT)
+                .len(),
+            1
+        );
+
+        // Lapsed and handed to another pod meanwhile: the slow pod is refused and the other keeps it.
+        let lapsed = reserve(&state, &key, "r-lapsed");
+        state.release_unvalidated(Instant::now() + RESERVATION_TIMEOUT, RESERVATION_TIMEOUT);
+        assert_eq!(reserve(&state, &key, "r-other"), lapsed);
+        let refused = state.validate_reservation(
+            &check(&key, "r-lapsed", "u2", &[lapsed]),
+            RESERVATION_TIMEOUT,
+        );
+        assert!(
+            refused
+                .unwrap_err()
+                .contains(&format!("port {lapsed} (TCP)"))
+        );
+        assert!(!free(&state, &key, lapsed));
+        assert_eq!(
+            state.validate_reservation(
+                &check(&key, "r-other", "u3", &[lapsed]),
+                RESERVATION_TIMEOUT
+            ),
+            Ok(0)
+        );
+    }
+
+    #[test]
+    fn a_validated_pod_that_was_never_stored_gives_its_port_back_and_a_late_one_is_caught() {
+        let (state, key) = state_with_pool();
+        let port = reserve(&state, &key, "r-quota");
+        state
+            .validate_reservation(&check(&key, "r-quota", "u1", &[port]), RESERVATION_TIMEOUT)
+            .unwrap();
+        let later = Instant::now() + RESERVATION_TIMEOUT;
+        let due = state.validated_due(later, RESERVATION_TIMEOUT);
+        assert_eq!(due.len(), 1);
+        assert_eq!((due[0].pod.as_str(), due[0].uid.as_str()), ("pod-u1", "u1"));
+        // The pod was looked up and not found (refused by the quota after validation).
+        assert_eq!(state.settle(&due[0], false, later).len(), 1);
+        assert!(free(&state, &key, port));
+        assert_eq!(state.tombstones_len(), 1);
+        assert_eq!(state.late_pod("someone-else"), None);
+        // Stored late after all, with the port still free: it is held for it again.
+        assert_eq!(state.late_pod("u1"), Some(LatePod::Retaken));
+        assert!(!free(&state, &key, port));
+        assert_eq!(state.tombstones_len(), 0);
+
+        // Same again, but the port went to another pod before the late one showed up.
+        let port = reserve(&state, &key, "r-quota-2");
+        state
+            .validate_reservation(
+                &check(&key, "r-quota-2", "u2", &[port]),
+                RESERVATION_TIMEOUT,
+            )
+            .unwrap();
+        let due = state.validated_due(Instant::now() + RESERVATION_TIMEOUT, RESERVATION_TIMEOUT);
+        let due = due.iter().find(|d| d.uid == "u2").unwrap();
+        state.settle(due, false, Instant::now());
+        assert_eq!(reserve(&state, &key, "r-next"), port);
+        assert_eq!(
+            state.late_pod("u2"),
+            Some(LatePod::Conflict((
+                key.clone(),
+                "a".to_string(),
+                Protocol::Tcp,
+                port
+            )))
+        );
+        assert!(!free(&state, &key, port), "the other pod keeps it");
+    }
+
+    #[test]
+    fn a_validated_pod_found_stored_keeps_its_port_and_tombstones_expire() {
+        let (state, key) = state_with_pool();
+        let port = reserve(&state, &key, "r");
+        state
+            .validate_reservation(&check(&key, "r", "u1", &[port]), RESERVATION_TIMEOUT)
+            .unwrap();
+        let later = Instant::now() + RESERVATION_TIMEOUT;
+        let due = state.validated_due(later, RESERVATION_TIMEOUT);
+        assert!(state.settle(&due[0], true, later).is_empty());
+        assert!(!free(&state, &key, port));
+        assert_eq!((state.pending_len(), state.tombstones_len()), (0, 0));
+
+        let port = reserve(&state, &key, "r2");
+        state
+            .validate_reservation(&check(&key, "r2", "u2", &[port]), RESERVATION_TIMEOUT)
+            .unwrap();
+        let later = Instant::now() + RESERVATION_TIMEOUT;
+        let due = state.validated_due(later, RESERVATION_TIMEOUT);
+        state.settle(&due[0], false, later);
+        state.expire_tombstones(later + reservation::TOMBSTONE_TTL);
+        assert_eq!(state.tombstones_len(), 0);
+        assert_eq!(state.late_pod("u2"), None);
+    }
+
+    #[test]
+    fn a_rebuild_forgets_reservations_and_tombstones() {
+        let (state, key) = state_with_pool();
+        let port = reserve(&state, &key, "r");
+        state
+            .validate_reservation(&check(&key, "r", "u1", &[port]), RESERVATION_TIMEOUT)
+            .unwrap();
+        let later = Instant::now() + RESERVATION_TIMEOUT;
+        let due = state.validated_due(later, RESERVATION_TIMEOUT);
+        state.settle(&due[0], false, later);
+        state.clear_pending();
+        assert_eq!(state.late_pod("u1"), None);
+        assert!(!state.confirm_stored("u1"));
+        let ids = (state.new_reservation_id(), state.new_reservation_id());
+        assert_ne!(ids.0, ids.1);
     }
 
     #[test]

@@ -42,6 +42,17 @@ impl ReconcileError {
         matches!(self, ReconcileError::Kube(kube::Error::Api(s)) if s.code == 404)
     }
 
+    /// Worth trying again as is: the API server was unreachable, overloaded (429, 5xx) or too slow.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ReconcileError::Kube(kube::Error::Api(status)) => {
+                status.code == 429 || status.code >= 500
+            }
+            ReconcileError::Kube(_) | ReconcileError::Timeout { .. } => true,
+            ReconcileError::Cloud(_) | ReconcileError::Invalid(_) => false,
+        }
+    }
+
     /// The API server refused a create because the namespace is being deleted (status cause
     /// `NamespaceTerminating`): the object follows its namespace, nothing to warn about.
     pub fn is_namespace_terminating(&self) -> bool {
@@ -92,6 +103,24 @@ mod tests {
         }));
         assert!(!forbidden.is_namespace_terminating());
         assert_eq!(forbidden.label(), "kube");
+    }
+
+    #[test]
+    fn unreachable_overloaded_or_slow_is_transient_and_a_refusal_is_not() {
+        let status = |code: u16| {
+            api_error(serde_json::json!({"status": "Failure", "code": code, "message": "x"}))
+        };
+        assert!(status(429).is_transient());
+        assert!(status(503).is_transient());
+        assert!(!status(403).is_transient());
+        assert!(!status(404).is_transient());
+        assert!(!status(409).is_transient());
+        let timeout = ReconcileError::Timeout {
+            what: "writing".into(),
+            after: API_TIMEOUT,
+        };
+        assert!(timeout.is_transient());
+        assert!(!ReconcileError::Invalid("bad".into()).is_transient());
     }
 
     #[test]

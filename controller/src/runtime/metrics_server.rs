@@ -79,6 +79,8 @@ pub struct RuntimeMetrics {
     pub pool_used: Family<PoolItemLabels, Gauge>,
     /// Webhook allocations released by the leak checker (no pod or PortBinding recorded them).
     pub pool_leaked_reclaimed: Counter,
+    /// Reserved ports released because their pod was refused (never stored).
+    pub pool_reservations_released: Counter,
     /// Ports found claimed by two different holders while rebuilding the allocator.
     pub pool_duplicate_holdings: Family<PoolItemLabels, Counter>,
     /// Seconds from creating a PortBinding to its first Ready.
@@ -99,6 +101,7 @@ impl Default for RuntimeMetrics {
             pool_capacity: Family::default(),
             pool_used: Family::default(),
             pool_leaked_reclaimed: Counter::default(),
+            pool_reservations_released: Counter::default(),
             pool_duplicate_holdings: Family::default(),
             bind_latency: Histogram::new(exponential_buckets(0.1, 2.0, 12)),
             kube_requests: Family::default(),
@@ -159,6 +162,11 @@ impl RuntimeMetrics {
             "portpool_leaked_ports_reclaimed",
             "Ports allocated at admission that no stored pod or PortBinding recorded, released by the leak checker",
             self.pool_leaked_reclaimed.clone(),
+        );
+        r.register(
+            "portpool_reservations_released",
+            "Ports reserved at admission for a pod that was refused (never stored), released after the reservation timeout",
+            self.pool_reservations_released.clone(),
         );
         r.register(
             "portpool_duplicate_holdings",

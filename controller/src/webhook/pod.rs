@@ -23,6 +23,8 @@ use crate::annotations::{
 };
 use crate::api::{PortBinding, PortBindingItem, PortPoolItemStatus};
 use crate::pools::PoolState;
+use crate::pools::held::held_ports;
+use crate::pools::reservation::ReservationCheck;
 
 /// Denial while the allocator is being rebuilt; the API server retries (failurePolicy Fail).
 pub const NOT_READY_MESSAGE: &str = "port allocator is not ready yet (rebuilding); retry";
@@ -144,12 +146,14 @@ pub fn wants_ports(pod: &Pod) -> bool {
 /// for ports. On any failure everything allocated for this pod is released before the denial.
 ///
 /// `pod.metadata.namespace` must be set (the handler fills it from the request). `previous` is the
-/// PortBinding named like the pod, if any.
+/// PortBinding named like the pod, if any. `reservation` is stamped on the pod when ports are newly taken
+/// (none for a dry run).
 pub fn mutate_pod(
     pod: &Pod,
     allocator: &mut Allocator,
     item_status: impl Fn(&PoolKey, &str) -> Option<PortPoolItemStatus>,
     previous: Option<&PortBinding>,
+    reservation: Option<&str>,
 ) -> Result<Option<Mutation>, Denial> {
     if !wants_ports(pod) {
         return Ok(None);
@@ -174,7 +178,8 @@ pub fn mutate_pod(
             (bindings, held, false)
         }
     };
-    match build_patch(pod, &bindings) {
+    let reservation = reservation.filter(|_| !allocated.is_empty());
+    match build_patch(pod, &bindings, reservation) {
         Ok(patch) => Ok(Some(Mutation {
             patch,
             bindings,
@@ -411,14 +416,21 @@ fn escape(segment: &str) -> String {
 }
 
 /// The JSON patch: annotations, env of every (init) container, readiness gate.
-fn build_patch(pod: &Pod, bindings: &[PoolBindingItem]) -> Result<json_patch::Patch, Denial> {
+fn build_patch(
+    pod: &Pod,
+    bindings: &[PoolBindingItem],
+    reservation: Option<&str>,
+) -> Result<json_patch::Patch, Denial> {
     let rendered = annotations::render_pool_bindings(bindings)
         .map_err(|e| Denial::new(DenialReason::Internal, e.to_string()))?;
     let mut ops: Vec<Value> = Vec::new();
-    let new_annotations = [
+    let mut new_annotations = vec![
         (annotations::POOL_BINDINGS, rendered),
         (annotations::STATUS, STATUS_NOT_READY.to_owned()),
     ];
+    if let Some(id) = reservation {
+        new_annotations.push((annotations::RESERVATION, id.to_owned()));
+    }
     if pod.metadata.annotations.is_some() {
         for (key, value) in new_annotations {
             ops.push(json!({"op": "add", "path": format!("/metadata/annotations/{}", escape(key)), "value": value}));
@@ -524,6 +536,8 @@ pub struct OutcomeLabels {
 #[derive(Clone, Debug)]
 pub struct PodWebhookMetrics {
     pub outcomes: Family<OutcomeLabels, Counter>,
+    /// Reviews of the pod validating webhook by result and reason.
+    pub validations: Family<OutcomeLabels, Counter>,
     /// Time spent holding the allocator lock (allocation and patch building), seconds.
     pub allocate_duration: Histogram,
 }
@@ -532,6 +546,7 @@ impl Default for PodWebhookMetrics {
     fn default() -> Self {
         PodWebhookMetrics {
             outcomes: Family::default(),
+            validations: Family::default(),
             // 10 µs … ~160 ms.
             allocate_duration: Histogram::new(exponential_buckets(0.00001, 4.0, 8)),
         }
@@ -548,6 +563,11 @@ impl PodWebhookMetrics {
             self.outcomes.clone(),
         );
         r.register(
+            "webhook_pod_validations",
+            "Reviews of the pod validating webhook (reservation checks) by result and reason",
+            self.validations.clone(),
+        );
+        r.register(
             "webhook_pod_allocate_duration_seconds",
             "Time to allocate a pod's ports and build its patch (allocator lock held)",
             self.allocate_duration.clone(),
@@ -556,20 +576,72 @@ impl PodWebhookMetrics {
 
     /// Counts one admission outcome.
     pub fn count(&self, allowed: bool, reason: &str) {
-        self.outcomes
-            .get_or_create(&OutcomeLabels {
-                result: if allowed { "allowed" } else { "denied" }.to_owned(),
-                reason: reason.to_owned(),
-            })
+        self.outcomes.get_or_create(&outcome(allowed, reason)).inc();
+    }
+
+    /// Counts one review of the pod validating webhook.
+    pub fn count_validation(&self, allowed: bool, reason: &str) {
+        self.validations
+            .get_or_create(&outcome(allowed, reason))
             .inc();
     }
 }
 
-/// What the pod handler needs: the shared pool state (fed by the PortPool reconciler) and metrics.
+fn outcome(allowed: bool, reason: &str) -> OutcomeLabels {
+    OutcomeLabels {
+        result: if allowed { "allowed" } else { "denied" }.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// What the pod handlers need: the shared pool state (fed by the PortPool reconciler) and metrics.
 #[derive(Clone, Debug, Default)]
 pub struct PodWebhook {
     pub pools: Arc<PoolState>,
     pub metrics: PodWebhookMetrics,
+    /// `--port-reservation-timeout`, named in the denial of a pod whose reservation lapsed.
+    pub reservation_timeout: std::time::Duration,
+}
+
+/// The pod validating webhook's question, read from a pod about to be stored: `Ok(None)` when it carries
+/// no reservation (no ports, reused ports, a dry run, a namespace the mutating webhook skipped).
+pub fn reservation_check(pod: &Pod, namespace: &str) -> Result<Option<ReservationCheck>, Denial> {
+    let Some(reservation) = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(annotations::RESERVATION))
+    else {
+        return Ok(None);
+    };
+    let items = match pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(annotations::POOL_BINDINGS))
+    {
+        Some(raw) => annotations::parse_pool_bindings(raw).map_err(|e| {
+            Denial::new(
+                DenialReason::BadAnnotation,
+                format!("{}: {e}", annotations::POOL_BINDINGS),
+            )
+        })?,
+        None => Vec::new(),
+    };
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    if uid.is_empty() || name.is_empty() {
+        return Err(Denial::internal(
+            "the pod has no name or uid at validation; the pod validating webhook must be a validating webhook",
+        ));
+    }
+    Ok(Some(ReservationCheck {
+        reservation: reservation.clone(),
+        namespace: namespace.to_owned(),
+        pod: name,
+        uid,
+        ports: held_ports(&[], [items.as_slice()]),
+    }))
 }
 
 #[cfg(test)]

@@ -99,6 +99,7 @@ impl World {
             &mut self.allocator,
             |k, i| items.get(&(k.clone(), i.to_owned())).cloned(),
             previous,
+            None,
         )
     }
 
@@ -750,6 +751,7 @@ async fn handler_denies_annotated_pods_while_not_ready() {
         pod: PodWebhook {
             pools: Arc::new(PoolState::default()),
             metrics: metrics.clone(),
+            reservation_timeout: std::time::Duration::from_secs(5),
         },
     });
     let review = |object: Value| {
@@ -787,4 +789,199 @@ async fn handler_denies_annotated_pods_while_not_ready() {
         })
         .get();
     assert_eq!(denied, 1);
+}
+
+#[test]
+fn newly_taken_ports_carry_the_reservation_id_and_reused_ones_do_not() {
+    let mut world = guide_world();
+    let original = requesting("test-pool1 TCP 80");
+    let items = world.items.clone();
+    let lookup = |k: &PoolKey, i: &str| items.get(&(k.clone(), i.to_owned())).cloned();
+    let mutation = mutate_pod(
+        &typed(&original),
+        &mut world.allocator,
+        lookup,
+        None,
+        Some("r-1"),
+    )
+    .unwrap()
+    .unwrap();
+    let pod = patched(&original, &mutation);
+    assert_eq!(
+        pod["metadata"]["annotations"][annotations::RESERVATION],
+        "r-1"
+    );
+    let check = reservation_check(&typed(&with_identity(pod)), "test")
+        .unwrap()
+        .unwrap();
+    assert_eq!(check.reservation, "r-1");
+    assert_eq!(check.ports.len(), 1);
+
+    let original = keeping_pod("test-pool1 TCP 80");
+    let kept = kept_binding(true, false, json!([kept_item("TCP", 31042, 80)]));
+    let mutation = mutate_pod(
+        &typed(&original),
+        &mut world.allocator,
+        lookup,
+        Some(&kept),
+        Some("r-2"),
+    )
+    .unwrap()
+    .unwrap();
+    assert!(mutation.reused);
+    let pod = patched(&original, &mutation);
+    assert!(
+        pod["metadata"]["annotations"]
+            .get(annotations::RESERVATION)
+            .is_none()
+    );
+    assert_eq!(
+        reservation_check(&typed(&with_identity(pod)), "test"),
+        Ok(None)
+    );
+}
+
+/// The pod as the validating webhook sees it: named and with a uid.
+fn with_identity(mut pod: Value) -> Value {
+    pod["metadata"]["name"] = json!("nginx-0");
+    pod["metadata"]["uid"] = json!("uid-1");
+    pod
+}
+
+/// The validating handler on a ready pool state: the reservation made by the mutating handler's pool state is
+/// validated; a pod whose port went to another reservation is denied with the port named; a dry run passes
+/// without touching anything. No cluster is needed (no kept PortBinding lookup for a generateName pod).
+#[tokio::test]
+async fn the_validating_handler_ties_a_pod_to_its_reservation() {
+    use axum::Json;
+    use axum::extract::State;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+    let client = kube::Client::try_from(config).unwrap();
+    let pools = Arc::new(PoolState::default());
+    let key = PoolKey::new("test", "test-pool1");
+    let spec = ItemSpec {
+        name: "item1".into(),
+        start_port: 31000,
+        end_port: 31005,
+        segment_length: 0,
+        tcp: true,
+        udp: false,
+        status: ItemStatus::Ready,
+    };
+    pools
+        .with_allocator(|a| a.sync_pool(&key, AllocatePolicy::Default, &[spec]))
+        .unwrap();
+    pools.set_items(
+        key.clone(),
+        vec![guide_world().items[&(key.clone(), "item1".into())].clone()],
+    );
+    pools.set_ready(true);
+    let state = Arc::new(crate::webhook::server::WebhookState {
+        client,
+        settings: crate::ingress::Settings::default(),
+        request_timeout: std::time::Duration::from_secs(1),
+        pod: PodWebhook {
+            pools: pools.clone(),
+            metrics: PodWebhookMetrics::default(),
+            reservation_timeout: std::time::Duration::from_secs(5),
+        },
+    });
+    let review = |object: &Value, dry_run: bool| {
+        serde_json::from_value(json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {
+                "uid": "u-1",
+                "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "resource": {"group": "", "version": "v1", "resource": "pods"},
+                "namespace": "test", "operation": "CREATE", "dryRun": dry_run,
+                "userInfo": {}, "object": object,
+            }
+        }))
+        .unwrap()
+    };
+    let mut original = requesting("test-pool1 TCP 80");
+    original["metadata"]["name"] = json!(null);
+    original["metadata"]["generateName"] = json!("nginx-");
+    let Json(answer) =
+        crate::webhook::server::pod_mutate(State(state.clone()), Json(review(&original, false)))
+            .await;
+    let response = answer.response.expect("a response");
+    assert!(response.allowed);
+    let patch: json_patch::Patch =
+        serde_json::from_slice(&response.patch.expect("a patch")).unwrap();
+    let mut admitted = original.clone();
+    json_patch::patch(&mut admitted, &patch).unwrap();
+    let admitted = with_identity(admitted);
+
+    let validate = |object: Value, dry_run: bool| {
+        let state = state.clone();
+        async move {
+            let Json(answer) =
+                crate::webhook::server::pod_validate(State(state), Json(review(&object, dry_run)))
+                    .await;
+            serde_json::to_value(&answer).unwrap()
+        }
+    };
+    assert_eq!(
+        validate(admitted.clone(), true).await["response"]["allowed"],
+        true
+    );
+    assert!(
+        pools
+            .validated_due(
+                std::time::Instant::now() + std::time::Duration::from_secs(5),
+                std::time::Duration::from_secs(5)
+            )
+            .is_empty(),
+        "a dry run validates nothing"
+    );
+    assert_eq!(
+        validate(admitted.clone(), false).await["response"]["allowed"],
+        true
+    );
+    assert_eq!(
+        pools
+            .validated_due(
+                std::time::Instant::now() + std::time::Duration::from_secs(5),
+                std::time::Duration::from_secs(5)
+            )
+            .len(),
+        1
+    );
+
+    // A pod claiming the other port under an unknown reservation, while that port is reserved by someone else.
+    let other = pools.allocate_pending("test", "", "r-other", |a| {
+        let got = a.allocate(&key, RequestProtocol::Tcp, None).unwrap();
+        (
+            got.start_port,
+            vec![(
+                key.clone(),
+                got.item.to_string(),
+                got.protocol,
+                got.start_port,
+            )],
+        )
+    });
+    let mut thief = admitted.clone();
+    let mut items = bindings_of(&thief);
+    items[0].start_port = other;
+    items[0].end_port = other;
+    thief["metadata"]["annotations"][annotations::POOL_BINDINGS] =
+        json!(annotations::render_pool_bindings(&items).unwrap());
+    thief["metadata"]["annotations"][annotations::RESERVATION] = json!("r-lost");
+    thief["metadata"]["uid"] = json!("uid-2");
+    let answer = validate(thief, false).await;
+    assert_eq!(answer["response"]["allowed"], false);
+    let message = answer["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("port {other} (TCP)")),
+        "{message}"
+    );
+
+    // No reservation annotation: passes untouched.
+    assert_eq!(
+        validate(pod(json!({})), false).await["response"]["allowed"],
+        true
+    );
 }

@@ -1,9 +1,10 @@
 //! `--webhook-register`: server-side apply of one ValidatingWebhookConfiguration pointing at this
 //! controller, with the current `caBundle` (a generated CA changes on every start, so it is re-applied).
 //!
-//! Three webhooks: Ingress CREATE/UPDATE → `/ingress/v1/validate`, PortPool CREATE/UPDATE →
-//! `/portpool/v1/validate`, PortPool DELETE → `/portpool/v1/delete` (bcs' split). All `failurePolicy: Fail`,
-//! `timeoutSeconds: 10`, `sideEffects: None`, `admissionReviewVersions: [v1]`.
+//! Four webhooks: Ingress CREATE/UPDATE → `/ingress/v1/validate`, PortPool CREATE/UPDATE →
+//! `/portpool/v1/validate`, PortPool DELETE → `/portpool/v1/delete` (bcs' split), all `sideEffects: None`; and
+//! Pod CREATE → `/portpool/v1/validate-pod` in opted-in namespaces, `sideEffects: NoneOnDryRun` (ours: ties a
+//! pod to its port reservation). All `failurePolicy: Fail`, `timeoutSeconds: 10`, `admissionReviewVersions: [v1]`.
 //!
 //! A MutatingWebhookConfiguration of the same name: Pod CREATE → `/portpool/v1/mutate`, only in namespaces
 //! labelled `bcs-ingress-controller-inject=true`, `failurePolicy: Fail`, `timeoutSeconds: 10`,
@@ -20,7 +21,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::{Api, Patch, PatchParams};
 
 use super::WebhookError;
-use super::server::{PATH_INGRESS, PATH_POD_MUTATE, PATH_PORTPOOL, PATH_PORTPOOL_DELETE};
+use super::server::{
+    PATH_INGRESS, PATH_POD_MUTATE, PATH_POD_VALIDATE, PATH_PORTPOOL, PATH_PORTPOOL_DELETE,
+};
 use crate::CONTROLLER_NAME;
 use crate::api::GROUP;
 use crate::api::keys::LABEL_NAMESPACE_INJECT;
@@ -112,14 +115,7 @@ pub fn mutating_webhook_configuration(
             operations: Some(vec!["CREATE".to_owned()]),
             scope: Some("Namespaced".to_owned()),
         }]),
-        namespace_selector: Some(LabelSelector {
-            match_labels: Some(
-                [(LABEL_NAMESPACE_INJECT.to_owned(), "true".to_owned())]
-                    .into_iter()
-                    .collect(),
-            ),
-            ..LabelSelector::default()
-        }),
+        namespace_selector: Some(inject_selector()),
         failure_policy: Some("Fail".to_owned()),
         side_effects: "NoneOnDryRun".to_owned(),
         timeout_seconds: Some(10),
@@ -205,7 +201,42 @@ pub fn webhook_configuration(
                 "portpools",
                 &["DELETE"],
             ),
+            pod_validating_webhook(target, ca_pem),
         ]),
+    }
+}
+
+/// Namespaces opted into port-pool injection (bcs' label).
+fn inject_selector() -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(
+            [(LABEL_NAMESPACE_INJECT.to_owned(), "true".to_owned())]
+                .into_iter()
+                .collect(),
+        ),
+        ..LabelSelector::default()
+    }
+}
+
+/// Pod CREATE in opted-in namespaces, after every mutation: ties the pod about to be stored to its port
+/// reservation. Always `Fail`: a pod that skipped it could be stored with ports already released.
+fn pod_validating_webhook(target: &WebhookTarget, ca_pem: &str) -> ValidatingWebhook {
+    ValidatingWebhook {
+        name: format!("pod-reservations.clb-controller.{GROUP}"),
+        client_config: client_config(target, PATH_POD_VALIDATE, ca_pem),
+        rules: Some(vec![RuleWithOperations {
+            api_groups: Some(vec![String::new()]),
+            api_versions: Some(vec!["v1".to_owned()]),
+            resources: Some(vec!["pods".to_owned()]),
+            operations: Some(vec!["CREATE".to_owned()]),
+            scope: Some("Namespaced".to_owned()),
+        }]),
+        namespace_selector: Some(inject_selector()),
+        failure_policy: Some("Fail".to_owned()),
+        side_effects: "NoneOnDryRun".to_owned(),
+        timeout_seconds: Some(10),
+        admission_review_versions: vec!["v1".to_owned()],
+        ..ValidatingWebhook::default()
     }
 }
 

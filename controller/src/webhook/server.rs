@@ -6,6 +6,7 @@
 //! | `/portpool/v1/validate` | CREATE, UPDATE (DELETE too) | [`super::review_portpool`] |
 //! | `/portpool/v1/delete` | DELETE (CREATE/UPDATE too) | [`super::review_portpool_delete`] |
 //! | `/portpool/v1/mutate` | Pod CREATE | [`super::pod::mutate_pod`]: allocates pool ports, patches the pod |
+//! | `/portpool/v1/validate-pod` | Pod CREATE | marks the pod's port reservation validated (see [`crate::pools::reservation`]) |
 //! | `/healthz` | GET | 200 while serving |
 //!
 //! Bodies are capped at [`MAX_BODY_BYTES`]; each decision (cluster reads included) is bounded by the
@@ -41,6 +42,8 @@ pub const PATH_PORTPOOL: &str = "/portpool/v1/validate";
 pub const PATH_PORTPOOL_DELETE: &str = "/portpool/v1/delete";
 /// bcs' path of the pod mutating webhook.
 pub const PATH_POD_MUTATE: &str = "/portpool/v1/mutate";
+/// Ours: the pod validating webhook that ties a stored pod to its port reservation.
+pub const PATH_POD_VALIDATE: &str = "/portpool/v1/validate-pod";
 pub const PATH_HEALTHZ: &str = "/healthz";
 /// An UPDATE review carries the object twice; etcd caps one object near 1.5 MiB.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -66,7 +69,9 @@ pub fn router(state: Arc<WebhookState>) -> Router {
     let portpool = Router::new()
         .route(PATH_PORTPOOL, post(portpool_review))
         .route(PATH_PORTPOOL_DELETE, post(portpool_review));
-    let pod = Router::new().route(PATH_POD_MUTATE, post(pod_mutate));
+    let pod = Router::new()
+        .route(PATH_POD_MUTATE, post(pod_mutate))
+        .route(PATH_POD_VALIDATE, post(pod_validate));
     let health = Router::new().route(PATH_HEALTHZ, get(|| async { "ok" }));
     Router::new()
         .merge(ingress)
@@ -259,8 +264,16 @@ pub(crate) async fn pod_mutate(
     let started = std::time::Instant::now();
     let pod_name = pod.metadata.name.clone().unwrap_or_default();
     // Taken ports stay pending until a stored pod or PortBinding records them (the leak checker frees the rest).
-    let outcome = pools.allocate_pending(&namespace, &pod_name, |allocator| {
-        let outcome = pod::mutate_pod(&pod, allocator, |k, i| pools.item(k, i), previous.as_ref());
+    let reservation = pools.new_reservation_id();
+    let stamp = (!request.dry_run).then_some(reservation.as_str());
+    let outcome = pools.allocate_pending(&namespace, &pod_name, &reservation, |allocator| {
+        let outcome = pod::mutate_pod(
+            &pod,
+            allocator,
+            |k, i| pools.item(k, i),
+            previous.as_ref(),
+            stamp,
+        );
         // A dry run must not keep ports: answer with the patch, hold nothing.
         if request.dry_run
             && let Ok(Some(mutation)) = &outcome
@@ -313,6 +326,65 @@ pub(crate) async fn pod_mutate(
                 &Denial::internal(format!("serialising the patch: {e}")),
             ))
         }
+    }
+}
+
+/// Pod CREATE, validating: marks the pod's port reservation validated with its name and uid (taking again
+/// ports released meanwhile if they are still free), or denies the pod when one went to another pod. A dry
+/// run and a pod without a reservation pass untouched.
+pub(crate) async fn pod_validate(
+    State(state): State<Arc<WebhookState>>,
+    Json(review): Json<Review>,
+) -> Json<Review> {
+    let request: AdmissionRequest<DynamicObject> = match review.try_into() {
+        Ok(r) => r,
+        Err(e) => return malformed(e),
+    };
+    let response = AdmissionResponse::from(&request);
+    let metrics = &state.pod.metrics;
+    let (Operation::Create, false, Some(object)) =
+        (&request.operation, request.dry_run, &request.object)
+    else {
+        return Json(response.into_review());
+    };
+    let deny = |reason: &str, message: String| {
+        metrics.count_validation(false, reason);
+        tracing::info!(uid = %request.uid, namespace = request.namespace.as_deref().unwrap_or(""), name = %request.name, reason, %message, "pod refused at validation");
+        Json(
+            AdmissionResponse::from(&request)
+                .deny(message)
+                .into_review(),
+        )
+    };
+    let pod: Pod = match typed(object) {
+        Ok(p) => p,
+        Err(e) => return deny(pod::DenialReason::Internal.as_str(), e),
+    };
+    let namespace = request
+        .namespace
+        .clone()
+        .or_else(|| pod.metadata.namespace.clone())
+        .unwrap_or_else(|| "default".into());
+    let check = match pod::reservation_check(&pod, &namespace) {
+        Ok(Some(check)) => check,
+        Ok(None) => return Json(response.into_review()),
+        Err(denial) => return deny(denial.reason.as_str(), denial.message),
+    };
+    let pools = &state.pod.pools;
+    if !pools.is_ready() {
+        return deny(
+            pod::DenialReason::NotReady.as_str(),
+            pod::NOT_READY_MESSAGE.to_owned(),
+        );
+    }
+    match pools.validate_reservation(&check, state.pod.reservation_timeout) {
+        Ok(retaken) => {
+            let reason = if retaken == 0 { "validated" } else { "retaken" };
+            metrics.count_validation(true, reason);
+            tracing::debug!(%namespace, pod = %check.pod, reservation = %check.reservation, retaken, "pod reservation validated");
+            Json(response.into_review())
+        }
+        Err(message) => deny("reservation_lost", message),
     }
 }
 

@@ -438,20 +438,34 @@ fn the_webhook_configuration_covers_both_kinds_with_fail_policy() {
                 "portpools".into(),
                 json!(["DELETE"])
             ),
+            (
+                "https://127.0.0.1:9443/portpool/v1/validate-pod".into(),
+                "pods".into(),
+                json!(["CREATE"])
+            ),
         ]
     );
     for h in hooks {
         assert_eq!(h["failurePolicy"], "Fail");
         assert_eq!(h["timeoutSeconds"], 10);
-        assert_eq!(h["sideEffects"], "None");
         assert_eq!(h["admissionReviewVersions"], json!(["v1"]));
+        // base64 of "CA PEM"
+        assert_eq!(h["clientConfig"]["caBundle"], "Q0EgUEVN");
+    }
+    for h in &hooks[..3] {
+        assert_eq!(h["sideEffects"], "None");
         assert_eq!(
             h["rules"][0]["apiGroups"],
             json!(["networkextension.bkbcs.tencent.com"])
         );
-        // base64 of "CA PEM"
-        assert_eq!(h["clientConfig"]["caBundle"], "Q0EgUEVN");
     }
+    // The pod hook marks reservations (not on a dry run) and only where the mutating hook runs.
+    assert_eq!(hooks[3]["sideEffects"], "NoneOnDryRun");
+    assert_eq!(hooks[3]["rules"][0]["apiGroups"], json!([""]));
+    assert_eq!(
+        hooks[3]["namespaceSelector"],
+        json!({"matchLabels": {"bcs-ingress-controller-inject": "true"}})
+    );
 
     let service = webhook_configuration(
         "x",

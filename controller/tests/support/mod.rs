@@ -208,6 +208,7 @@ pub fn runtime_config(
         watch_namespace: Some(ns.to_owned()),
         install_crds: true,
         port_leak_threshold: Duration::from_secs(300),
+        port_reservation_timeout: Duration::from_secs(5),
         instance: instance.into(),
         webhook: None,
     }

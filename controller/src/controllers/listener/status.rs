@@ -6,6 +6,7 @@
 //! arrival order, so two outcomes for one CR cannot be reordered.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::Recorder;
@@ -102,7 +103,9 @@ impl StatusWriter {
             let writer = self.writer.clone();
             async move {
                 while let Some((owner, outcome, generation)) = lane.recv().await {
-                    writer.apply(&owner, outcome, generation).await;
+                    writer
+                        .apply_until_written(&owner, &outcome, generation)
+                        .await;
                 }
             }
         });
@@ -110,23 +113,65 @@ impl StatusWriter {
     }
 }
 
+/// How long a status write that failed for a transient reason (API server restarting, throttling) is tried
+/// again. The sync worker does not report an unchanged outcome twice, so a write given up here is written
+/// only when the outcome changes or the CR is notified again.
+const RETRY_FOR: Duration = Duration::from_secs(120);
+/// First and longest wait between tries.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
 impl Writer {
-    async fn apply(&self, owner: &str, outcome: Outcome, generation: Option<i64>) {
+    /// Applies one outcome, trying transient failures again with backoff for up to [`RETRY_FOR`]. The lane
+    /// waits meanwhile: its other writes would fail alike.
+    async fn apply_until_written(&self, owner: &str, outcome: &Outcome, generation: Option<i64>) {
+        let deadline = Instant::now() + RETRY_FOR;
+        let mut wait = RETRY_FIRST;
+        let mut first = true;
+        loop {
+            let Err(e) = self.apply(owner, outcome, generation, first).await else {
+                return;
+            };
+            self.metrics.kube_errors.inc();
+            if !e.is_transient() || Instant::now() + wait > deadline {
+                tracing::warn!(listener = owner, error = %e, "writing listener outcome failed");
+                return;
+            }
+            tracing::debug!(listener = owner, error = %e, retry_in = ?wait, "writing listener outcome failed; retrying");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(RETRY_MAX);
+            first = false;
+        }
+    }
+
+    /// One try; the outcome is counted and a failure's Warning event published on the first try only.
+    async fn apply(
+        &self,
+        owner: &str,
+        outcome: &Outcome,
+        generation: Option<i64>,
+        first: bool,
+    ) -> Result<(), ReconcileError> {
         // The cache is the newest state we know; an owner it no longer holds is gone.
         let Some(listener) = self.store.get(owner) else {
-            return;
+            return Ok(());
         };
         let Some((namespace, _)) = owner.split_once('/') else {
-            return;
+            return Ok(());
         };
         let api: Api<Listener> = Api::namespaced(self.client.clone(), namespace);
-        let result = match &outcome {
+        let count = |what| {
+            if first {
+                self.metrics.count(what);
+            }
+        };
+        match outcome {
             Outcome::Deleted => {
-                self.metrics.count("deleted");
+                count("deleted");
                 self.remove_finalizer(&api, &listener).await
             }
             Outcome::Synced { listener_id } => {
-                self.metrics.count("synced");
+                count("synced");
                 self.patch_status(
                     &api,
                     owner,
@@ -138,27 +183,23 @@ impl Writer {
                 .await
             }
             Outcome::NotSynced { code, message } => {
-                self.metrics.count("not_synced");
-                tracing::warn!(listener = owner, code = code.as_deref(), %message, "listener not synced");
+                count("not_synced");
+                if first {
+                    tracing::warn!(listener = owner, code = code.as_deref(), %message, "listener not synced");
+                    self.warn(&listener, message).await;
+                }
                 // A failed pass keeps the id we already know (the listener may well still exist).
                 let known = listener.status.as_ref().and_then(|s| s.listener_id.clone());
-                let patched = self
-                    .patch_status(
-                        &api,
-                        owner,
-                        &listener,
-                        known,
-                        (keys::LISTENER_STATUS_NOT_SYNCED, message),
-                        generation,
-                    )
-                    .await;
-                self.warn(&listener, message).await;
-                patched
+                self.patch_status(
+                    &api,
+                    owner,
+                    &listener,
+                    known,
+                    (keys::LISTENER_STATUS_NOT_SYNCED, message),
+                    generation,
+                )
+                .await
             }
-        };
-        if let Err(e) = result {
-            self.metrics.kube_errors.inc();
-            tracing::warn!(listener = owner, error = %e, "writing listener outcome failed");
         }
     }
 

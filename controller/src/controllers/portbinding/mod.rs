@@ -30,6 +30,8 @@ use crate::api::{
 };
 use crate::pools::held::HeldPort;
 use crate::pools::leak::claims_of;
+use crate::pools::reservation::LatePod;
+use crate::runtime::events;
 use crate::runtime::watch::spawn_reflector;
 use crate::runtime::{Action, DriverConfig, Reconcile, ReconcileError, api_call, drive, wait_true};
 use plan::{
@@ -44,6 +46,8 @@ pub const FIELD_MANAGER: &str = "clb-controller-portbinding";
 const RECHECK: Duration = Duration::from_secs(2);
 /// How long after creating a binding this leader waits for the watch to deliver it before creating it again.
 const CREATE_SETTLE: Duration = Duration::from_secs(10);
+/// Reason of the Warning event on a pod deleted because its reserved ports went to another pod.
+pub const REASON_RESERVATION_LOST: &str = "PortReservationLost";
 /// How long a new binding waits for its target before it is reported NotReady (binding status, pod condition).
 const NOT_READY_GRACE: Duration = Duration::from_secs(2);
 /// Every binding is looked at this often even without an event.
@@ -102,13 +106,27 @@ fn watch(
     tasks: &mut JoinSet<()>,
 ) -> (Store<Pod>, Store<PortBinding>, Store<Listener>) {
     let all = watcher::Config::default;
-    let pods = spawn_reflector(tasks, Api::all(ctx.client.clone()), all(), tx, |p: &Pod| {
-        p.annotations()
-            .contains_key(annotations::POOL_BINDINGS)
-            .then(|| ObjectKey::of(p))
-            .into_iter()
-            .collect()
-    });
+    let pools = ctx.pools.clone();
+    let pods = spawn_reflector(
+        tasks,
+        Api::all(ctx.client.clone()),
+        all(),
+        tx,
+        move |p: &Pod| {
+            // The first sight of a stored pod confirms its reservation, before its reconcile (which may lag in a
+            // burst) and before the reservation timeout looks the pod up.
+            if p.annotations().contains_key(annotations::RESERVATION)
+                && let Some(uid) = p.uid()
+            {
+                pools.confirm_stored(&uid);
+            }
+            p.annotations()
+                .contains_key(annotations::POOL_BINDINGS)
+                .then(|| ObjectKey::of(p))
+                .into_iter()
+                .collect()
+        },
+    );
     let bindings = spawn_reflector(
         tasks,
         Api::all(ctx.client.clone()),
@@ -189,6 +207,11 @@ impl Reconcile for Reconciler {
         let binding = self
             .bindings
             .get(&ObjectRef::new(&key.name).within(&key.namespace));
+        if let Some(pod) = pod.as_deref()
+            && self.refuse_late_pod(pod).await?
+        {
+            return Ok(Action::await_change());
+        }
         self.confirm_pending(pod.as_deref(), binding.as_deref());
         let pod_items = pod.as_deref().and_then(pod_binding_items);
         let alive = pod.as_deref().is_some_and(is_alive) && pod_items.is_some();
@@ -659,6 +682,63 @@ impl Reconciler {
                 tracing::warn!(pod = %pod.name_any(), error = %e, "cannot render the bindings annotation");
                 None
             }
+        }
+    }
+
+    /// A pod stored after its reservation was released (see [`crate::pools::reservation`]) gets its ports back
+    /// when they are free; when one went to another pod it is deleted, with a Warning event, so that no port is
+    /// shared (its workload makes a new pod). True when the pod was deleted.
+    async fn refuse_late_pod(&self, pod: &Pod) -> Result<bool, ReconcileError> {
+        let Some(uid) = pod.uid() else {
+            return Ok(false);
+        };
+        let lost = match self.ctx.pools.late_pod(&uid) {
+            None => return Ok(false),
+            Some(LatePod::Retaken) => {
+                tracing::info!(pod = %pod.name_any(), "pod stored after its reservation lapsed; its ports were free and are held again");
+                return Ok(false);
+            }
+            Some(LatePod::Conflict(lost)) => lost,
+        };
+        let (pool, item, protocol, start) = &lost;
+        let message = format!(
+            "pod deleted: it was stored after its port reservation lapsed, and port {start} ({protocol}) of item \
+             \"{item}\" of port pool {pool} went to another pod meanwhile"
+        );
+        tracing::warn!(pod = %pod.name_any(), %message, "late pod deleted");
+        let recorder = kube::runtime::events::Recorder::new(
+            self.ctx.client.clone(),
+            self.ctx.reporter.clone(),
+        );
+        events::warn(
+            &recorder,
+            &pod.object_ref(&()),
+            REASON_RESERVATION_LOST,
+            "Delete",
+            &message,
+            &self.ctx.metrics.kube_errors,
+        )
+        .await;
+        let api: Api<Pod> = Api::namespaced(
+            self.ctx.client.clone(),
+            &pod.namespace().unwrap_or_default(),
+        );
+        let params = DeleteParams {
+            preconditions: Some(kube::api::Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match api_call(
+            "deleting a pod whose ports went to another pod",
+            api.delete(&pod.name_any(), &params),
+        )
+        .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(true),
+            Err(e) => Err(e),
         }
     }
 

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::Recorder;
 use kube::{Client, Resource, ResourceExt};
@@ -187,6 +188,7 @@ impl Writer {
                 if first {
                     tracing::warn!(listener = owner, code = code.as_deref(), %message, "listener not synced");
                     self.warn(&listener, message).await;
+                    self.warn_owner(&listener, code.as_deref()).await;
                 }
                 // A failed pass keeps the id we already know (the listener may well still exist).
                 let known = listener.status.as_ref().and_then(|s| s.listener_id.clone());
@@ -268,6 +270,65 @@ impl Writer {
     }
 }
 
+impl Writer {
+    /// The same failure, summarised on the Ingress or PortPool the listener was generated from: that is the
+    /// object a user applied and describes. The note names the LB and error code but no port, so failures of
+    /// many listeners of one owner fold into one event series.
+    async fn warn_owner(&self, listener: &Listener, code: Option<&str>) {
+        let Some(owner) = owner_object(listener) else {
+            return;
+        };
+        let note = owner_note(listener, code);
+        events::warn(
+            &self.recorder,
+            &owner,
+            EVENT_REASON_FAILED,
+            "Sync",
+            &note,
+            &self.metrics.kube_errors,
+        )
+        .await;
+    }
+}
+
+/// The Ingress or PortPool owning a generated listener (its controller owner reference).
+fn owner_object(listener: &Listener) -> Option<ObjectReference> {
+    let owner = listener
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.api_version.starts_with(crate::api::GROUP) && matches!(o.kind.as_str(), "Ingress" | "PortPool"))?;
+    Some(ObjectReference {
+        api_version: Some(owner.api_version.clone()),
+        kind: Some(owner.kind.clone()),
+        name: Some(owner.name.clone()),
+        namespace: listener.metadata.namespace.clone(),
+        uid: Some(owner.uid.clone()),
+        ..ObjectReference::default()
+    })
+}
+
+/// The owner's event note: LB, error code, and where the details are.
+fn owner_note(listener: &Listener, code: Option<&str>) -> String {
+    let lb = listener
+        .labels()
+        .get(keys::LABEL_LB_ID)
+        .map(String::as_str)
+        .unwrap_or("its load balancer");
+    let owner = listener
+        .labels()
+        .get(keys::LABEL_OWNER_NAME)
+        .map(String::as_str)
+        .unwrap_or_default();
+    format!(
+        "listeners on {lb} failed to sync ({}); the failing Listener CRs have the details: \
+         kubectl get listeners -l {}={owner}",
+        code.unwrap_or("no error code"),
+        keys::LABEL_OWNER_NAME
+    )
+}
+
 fn status_is_same(a: &ListenerStatus, b: &ListenerStatus) -> bool {
     a.listener_id == b.listener_id
         && a.status == b.status
@@ -278,6 +339,32 @@ fn status_is_same(a: &ListenerStatus, b: &ListenerStatus) -> bool {
 #[cfg(test)]
 mod tests {
     use super::{SHARDS, lane_of};
+
+    #[test]
+    fn a_generated_listeners_failure_is_summarised_on_its_owner_without_the_port() {
+        let listener: crate::api::Listener = serde_json::from_value(serde_json::json!({
+            "apiVersion": "networkextension.bkbcs.tencent.com/v1", "kind": "Listener",
+            "metadata": {"name": "lb-1-30000-tcp", "namespace": "game",
+                "labels": {"ingress.bkbcs.tencent.com/lbid": "lb-1", "owner-name": "pool1", "owner-kind": "PortPool"},
+                "ownerReferences": [{"apiVersion": "networkextension.bkbcs.tencent.com/v1", "kind": "PortPool",
+                    "name": "pool1", "uid": "u-1", "controller": true}]},
+            "spec": {"loadbalancerID": "lb-1", "port": 30000, "protocol": "TCP"},
+        }))
+        .unwrap();
+        let owner = super::owner_object(&listener).unwrap();
+        assert_eq!(owner.kind.as_deref(), Some("PortPool"));
+        assert_eq!((owner.name.as_deref(), owner.namespace.as_deref(), owner.uid.as_deref()), (Some("pool1"), Some("game"), Some("u-1")));
+        let note = super::owner_note(&listener, Some("LimitExceeded"));
+        assert_eq!(
+            note,
+            "listeners on lb-1 failed to sync (LimitExceeded); the failing Listener CRs have the details: \
+             kubectl get listeners -l owner-name=pool1"
+        );
+        assert!(!note.contains("30000"), "one series per owner, LB and code");
+        let mut orphan = listener.clone();
+        orphan.metadata.owner_references = None;
+        assert!(super::owner_object(&orphan).is_none());
+    }
 
     #[test]
     fn a_listener_always_gets_the_same_lane_and_lanes_are_used() {

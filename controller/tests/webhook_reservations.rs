@@ -2,8 +2,9 @@
 //! both pod webhooks registered (mutating: allocates and stamps the reservation; validating: ties the stored
 //! pod to it) against an in-process fake-clb, reservation timeout 5 s.
 //!
-//! 1. A pod the API server refuses after our mutating webhook (an invalid container name fails object
-//!    validation) holds its port at first, and the port is free again within 10 s.
+//! 1. A pod is stored through both webhooks (the controller now knows the validating one is registered). Then a
+//!    pod the API server refuses after our mutating webhook (an invalid container name fails object validation)
+//!    holds its port at first, and the port is free again within 10 s.
 //! 2. Two waves of 12 generateName pods, a seeded third of them refused the same way: every stored pod holds a
 //!    port no other stored pod holds, and once the refused ones are released the pool holds exactly the stored
 //!    pods' ports (ports of refused pods of the first wave are handed to the second).
@@ -162,18 +163,35 @@ async fn create_refused(pods: &Api<Pod>) -> String {
 }
 
 async fn refused_pod_frees_its_port(pods: &Api<Pod>, state: &PoolState, key: &PoolKey) {
-    // The webhook configuration may take a moment to be active: until then the pod is refused unmutated.
-    let refused_at = eventually(POLL, "a refused pod held a port", || async {
-        let message = create_refused(pods).await;
-        assert!(
-            message.contains("Not_A_DNS_Label"),
-            "refused for another reason: {message}"
-        );
-        (used(state, key) == 1).then(Instant::now)
+    // Both webhook configurations may take a moment to be active: until then pods are stored unmutated (deleted
+    // again here). The first pod through both also tells the controller the validating webhook is registered.
+    eventually(POLL, "a pod stored through both webhooks", || async {
+        let pod: Pod = serde_json::from_value(pod_json(true)).unwrap();
+        let stored = pods.create(&PostParams::default(), &pod).await.ok()?;
+        if stored.annotations().contains_key(annotations::RESERVATION) {
+            return Some(());
+        }
+        let _ = pods.delete(&stored.name_any(), &Default::default()).await;
+        None
     })
     .await;
+    eventually(POLL, "the stored pod's reservation confirmed", || async {
+        (used(state, key) == 1 && state.pending_len() == 0).then_some(())
+    })
+    .await;
+    let message = create_refused(pods).await;
+    assert!(
+        message.contains("Not_A_DNS_Label"),
+        "refused for another reason: {message}"
+    );
+    let refused_at = Instant::now();
+    assert_eq!(
+        used(state, key),
+        2,
+        "the refused pod's port is held at first"
+    );
     let freed = eventually(POLL, "the refused pod's port is free", || async {
-        (used(state, key) == 0).then(|| refused_at.elapsed())
+        (used(state, key) == 1).then(|| refused_at.elapsed())
     })
     .await;
     println!("refused pod: port free again after {freed:?} (reservation timeout 5 s)");
@@ -185,7 +203,8 @@ async fn refused_pod_frees_its_port(pods: &Api<Pod>, state: &PoolState, key: &Po
 
 async fn burst_with_refusals_shares_no_port(pods: &Api<Pod>, state: &PoolState, key: &PoolKey) {
     let mut coins = Coins(0x5eed_2026);
-    let mut stored = 0usize;
+    // The pod of the first check.
+    let mut stored = 1usize;
     for wave in 0..2 {
         let valid: Vec<bool> = (0..12).map(|_| !coins.flip()).collect();
         let creates = valid.iter().map(|ok| {

@@ -101,6 +101,9 @@ pub struct PoolState {
     ready: AtomicBool,
     /// Source of reservation ids: unique within this process, and across processes by the start time.
     reservations: ReservationIds,
+    /// The pod validating webhook answered since the last rebuild. Until it has, reservations never validated are
+    /// left to the leak threshold: without that webhook, stored pods are never validated either.
+    validation_seen: AtomicBool,
 }
 
 /// Makes reservation ids: `<process start, hex>-<counter>`.
@@ -256,6 +259,7 @@ impl PoolState {
         let mut sweep = self.lock_sweep();
         // The rebuild read every stored pod: a tombstoned pod stored by then holds its ports already.
         *pending = Pending::default();
+        self.validation_seen.store(false, Ordering::Release);
         sweep.epoch += 1;
         sweep.suspects.clear();
         sweep.reallocated.clear();
@@ -428,6 +432,7 @@ impl PoolState {
             .allocator
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.validation_seen.store(true, Ordering::Release);
         let mut guard = self.lock_pending();
         let pending = &mut *guard;
         let missing = reservation::uncovered(&pending.ports, check);
@@ -479,12 +484,16 @@ impl PoolState {
         true
     }
 
-    /// Releases reservations never validated within `timeout` (see [`reservation`]); returns them.
+    /// Releases reservations never validated within `timeout` (see [`reservation`]); returns them. Nothing is
+    /// released before the pod validating webhook has answered once since the last rebuild.
     pub fn release_unvalidated(
         &self,
         now: Instant,
         timeout: Duration,
     ) -> Vec<(PendingPort, PendingAllocation)> {
+        if !self.validation_seen.load(Ordering::Acquire) {
+            return Vec::new();
+        }
         let mut allocator = self
             .allocator
             .lock()
@@ -955,6 +964,49 @@ mod tests {
 
     const RESERVATION_TIMEOUT: Duration = Duration::from_secs(5);
 
+    /// One pod through both webhooks and stored: the validating webhook is known to be registered.
+    fn seen_validation(state: &PoolState, key: &PoolKey) {
+        let port = reserve(state, key, "r-first");
+        state
+            .validate_reservation(
+                &check(key, "r-first", "u-first", &[port]),
+                RESERVATION_TIMEOUT,
+            )
+            .unwrap();
+        assert!(state.confirm_stored("u-first"));
+    }
+
+    #[test]
+    fn without_the_validating_webhook_unvalidated_reservations_are_left_to_the_leak_threshold() {
+        let (state, key) = state_with_pool();
+        let port = reserve(&state, &key, "r");
+        let later = Instant::now() + RESERVATION_TIMEOUT * 10;
+        assert!(
+            state
+                .release_unvalidated(later, RESERVATION_TIMEOUT)
+                .is_empty()
+        );
+        assert!(!free(&state, &key, port));
+        seen_validation(&state, &key);
+        assert_eq!(
+            state.release_unvalidated(later, RESERVATION_TIMEOUT).len(),
+            1
+        );
+        assert!(free(&state, &key, port));
+        // A rebuild forgets it was seen.
+        let port = reserve(&state, &key, "r2");
+        state.clear_pending();
+        state.with_allocator(|a| a.release(&key, "a", RequestProtocol::Tcp, port).unwrap());
+        let port = reserve(&state, &key, "r3");
+        let later = Instant::now() + RESERVATION_TIMEOUT;
+        assert!(
+            state
+                .release_unvalidated(later, RESERVATION_TIMEOUT)
+                .is_empty()
+        );
+        assert!(!free(&state, &key, port));
+    }
+
     #[test]
     fn an_unvalidated_reservation_is_released_after_the_timeout_and_a_validated_one_is_not() {
         let (state, key) = state_with_pool();
@@ -986,6 +1038,7 @@ mod tests {
     #[test]
     fn a_pod_validated_after_its_reservation_lapsed_takes_its_free_port_again_or_is_refused() {
         let (state, key) = state_with_pool();
+        seen_validation(&state, &key);
         let slow = reserve(&state, &key, "r-slow");
         state.release_unvalidated(Instant::now() + RESERVATION_TIMEOUT, RESERVATION_TIMEOUT);
         assert!(free(&state, &key, slow));

@@ -298,7 +298,10 @@ fn owner_object(listener: &Listener) -> Option<ObjectReference> {
         .owner_references
         .iter()
         .flatten()
-        .find(|o| o.api_version.starts_with(crate::api::GROUP) && matches!(o.kind.as_str(), "Ingress" | "PortPool"))?;
+        .find(|o| {
+            o.api_version.starts_with(crate::api::GROUP)
+                && matches!(o.kind.as_str(), "Ingress" | "PortPool")
+        })?;
     Some(ObjectReference {
         api_version: Some(owner.api_version.clone()),
         kind: Some(owner.kind.clone()),
@@ -353,7 +356,14 @@ mod tests {
         .unwrap();
         let owner = super::owner_object(&listener).unwrap();
         assert_eq!(owner.kind.as_deref(), Some("PortPool"));
-        assert_eq!((owner.name.as_deref(), owner.namespace.as_deref(), owner.uid.as_deref()), (Some("pool1"), Some("game"), Some("u-1")));
+        assert_eq!(
+            (
+                owner.name.as_deref(),
+                owner.namespace.as_deref(),
+                owner.uid.as_deref()
+            ),
+            (Some("pool1"), Some("game"), Some("u-1"))
+        );
         let note = super::owner_note(&listener, Some("LimitExceeded"));
         assert_eq!(
             note,

@@ -192,7 +192,15 @@ impl RunFlags {
             self.credentials_dir.as_deref(),
         )
         .context("CLB credentials")?;
+        let randhostport = self
+            .webhook
+            .randhostport
+            .then_some(self.webhook.randhostport_range);
         let webhook = self.webhook.into_config(&self.region)?;
+        anyhow::ensure!(
+            randhostport.is_none() || webhook.is_some(),
+            "--randhostport needs the webhook server (--webhook-addr)"
+        );
         let endpoint = if self.clb_endpoint.contains("://") {
             self.clb_endpoint
         } else {
@@ -233,6 +241,7 @@ impl RunFlags {
             webhook,
             port_leak_threshold: self.port_leak_threshold,
             port_reservation_timeout: self.port_reservation_timeout,
+            randhostport,
         })
     }
 }
@@ -310,6 +319,20 @@ pub struct WebhookFlags {
     #[arg(long, env = "CLB_WEBHOOK_HOSTS", value_name = "HOST", value_delimiter = ',',
         default_values_t = clb_controller::webhook::certs::DEFAULT_HOSTS.map(String::from))]
     pub webhook_host: Vec<String>,
+
+    /// Serve the random-hostPort webhook (`/randhostport/v1/mutate`, bcs-webhook-server's plugin): annotated pods
+    /// get host ports from `--randhostport-range`, least-held first. Registered with `--webhook-register`.
+    #[arg(long, env = "CLB_RANDHOSTPORT")]
+    pub randhostport: bool,
+
+    /// Host ports the random-hostPort webhook hands out, `START-END` inclusive.
+    #[arg(
+        long,
+        env = "CLB_RANDHOSTPORT_RANGE",
+        default_value = "29000-29999",
+        value_name = "START-END"
+    )]
+    pub randhostport_range: clb_controller::randhostport::PortRange,
 
     /// Server-side apply the ValidatingWebhookConfiguration (with the caBundle) once the server listens.
     #[arg(long, env = "CLB_WEBHOOK_REGISTER")]
@@ -410,6 +433,7 @@ impl WebhookFlags {
             certs,
             registration: self.webhook_register.then_some(Registration {
                 config_name: self.webhook_config_name,
+                randhostport: self.randhostport,
                 target,
             }),
             settings: clb_controller::ingress::Settings {

@@ -9,6 +9,7 @@
 //! - [`cloud`]: the CLB API client at the edge (signing, rate limits, retries, task polling).
 //! - [`pools`]: the port-pool state the webhook and the controllers share (allocator, pending allocations,
 //!   leak judgements).
+//! - [`randhostport`]: random hostPort for annotated pods (allocation order, request and patch; no I/O).
 //! - [`runtime`]: controller machinery with no knowledge of any resource (reconcile driver, watches,
 //!   finalizers, leader election, metrics server).
 //! - [`webhook`]: the TLS admission server: Ingress/PortPool validation and the pod port-allocation webhook.
@@ -24,6 +25,7 @@ pub mod controllers;
 pub mod ingress;
 pub mod manager;
 pub mod pools;
+pub mod randhostport;
 pub mod runtime;
 pub mod sync;
 pub mod webhook;

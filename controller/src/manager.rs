@@ -78,6 +78,8 @@ pub struct RuntimeConfig {
     /// Reservations of refused pods are released this long after admission or validation
     /// (see [`crate::pools::reservation`]); zero leaves them to the leak threshold.
     pub port_reservation_timeout: Duration,
+    /// Random host ports from this range (see [`crate::randhostport`]); `None` = off.
+    pub randhostport: Option<crate::randhostport::PortRange>,
 }
 
 /// A running runtime. Dropping it does not stop it; call [`RuntimeHandle::shutdown`].
@@ -161,6 +163,7 @@ pub async fn run(config: RuntimeConfig) -> Result<RuntimeHandle, RuntimeError> {
         pools: ctx.pools.clone(),
         metrics: crate::webhook::pod::PodWebhookMetrics::default(),
         reservation_timeout: config.port_reservation_timeout,
+        randhostport: ctx.randhostport.clone(),
     };
     pod_webhook.metrics.register(&mut registry);
     let state = Arc::new(metrics_server::MetricsState {
@@ -247,6 +250,9 @@ fn context(
         pools: Arc::new(PoolState::default()),
         leak_threshold: config.port_leak_threshold,
         reservation_timeout: config.port_reservation_timeout,
+        randhostport: config
+            .randhostport
+            .map(|range| Arc::new(crate::randhostport::state::RandHostPortState::new(range))),
     }
 }
 

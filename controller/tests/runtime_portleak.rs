@@ -107,6 +107,7 @@ async fn unrecorded_webhook_allocation_is_reclaimed() {
         install_crds: true,
         port_leak_threshold: Duration::from_secs(1),
         port_reservation_timeout: Duration::from_secs(5),
+        randhostport: None,
         instance: "leak-test-0".into(),
         webhook: None,
     })
@@ -240,6 +241,7 @@ async fn a_kept_portbinding_deleted_by_hand_gives_its_port_back() {
         webhook: Some(support::webhook_config(&config_name, REGION)),
         port_leak_threshold: THRESHOLD,
         port_reservation_timeout: Duration::from_secs(5),
+        randhostport: None,
         ..support::runtime_config(&kubeconfig, cloud_config, credentials, &ns, "leak-test-1")
     })
     .await

@@ -14,6 +14,7 @@ pub mod owned_listeners;
 pub mod portbinding;
 pub mod portleak;
 pub mod portpool;
+pub mod randhostport;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -50,6 +51,8 @@ pub struct Context {
     pub leak_threshold: Duration,
     /// Reservations of refused pods are released this long after admission or validation; zero = off.
     pub reservation_timeout: Duration,
+    /// Random host ports, fed by the pod watch of [`randhostport`]; `None` when off.
+    pub randhostport: Option<Arc<crate::randhostport::state::RandHostPortState>>,
 }
 
 impl Context {
@@ -92,6 +95,12 @@ pub async fn run_while_leader(ctx: Context, mut stop: watch::Receiver<bool>) {
         "portbinding",
         portbinding::run_while_leader(ctx.clone(), all_stop.clone()),
     ));
+    if let Some(state) = ctx.randhostport.clone() {
+        running.spawn(named(
+            "randhostport",
+            randhostport::run_while_leader(state, ctx.client.clone(), all_stop.clone()),
+        ));
+    }
     running.spawn(named("portleak", portleak::run_while_leader(ctx, all_stop)));
     tokio::select! {
         _ = wait_true(&mut stop) => {}

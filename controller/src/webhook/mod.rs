@@ -17,6 +17,7 @@ pub mod certs;
 pub mod ingress;
 pub mod pod;
 pub mod portpool;
+pub mod randhostport;
 pub mod register;
 pub mod server;
 

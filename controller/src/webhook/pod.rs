@@ -601,6 +601,8 @@ pub struct PodWebhook {
     pub metrics: PodWebhookMetrics,
     /// `--port-reservation-timeout`, named in the denial of a pod whose reservation lapsed.
     pub reservation_timeout: std::time::Duration,
+    /// Random host ports (`--randhostport`); `None` when off.
+    pub randhostport: Option<Arc<crate::randhostport::state::RandHostPortState>>,
 }
 
 /// The pod validating webhook's question, read from a pod about to be stored: `Ok(None)` when it carries

@@ -752,6 +752,7 @@ async fn handler_denies_annotated_pods_while_not_ready() {
             pools: Arc::new(PoolState::default()),
             metrics: metrics.clone(),
             reservation_timeout: std::time::Duration::from_secs(5),
+            randhostport: None,
         },
     });
     let review = |object: Value| {
@@ -885,6 +886,7 @@ async fn the_validating_handler_ties_a_pod_to_its_reservation() {
             pools: pools.clone(),
             metrics: PodWebhookMetrics::default(),
             reservation_timeout: std::time::Duration::from_secs(5),
+            randhostport: None,
         },
     });
     let review = |object: &Value, dry_run: bool| {

@@ -23,6 +23,7 @@ use kube::api::{Api, Patch, PatchParams};
 use super::WebhookError;
 use super::server::{
     PATH_INGRESS, PATH_POD_MUTATE, PATH_POD_VALIDATE, PATH_PORTPOOL, PATH_PORTPOOL_DELETE,
+    PATH_RANDHOSTPORT_MUTATE,
 };
 use crate::CONTROLLER_NAME;
 use crate::api::GROUP;
@@ -48,6 +49,8 @@ pub struct Registration {
     pub config_name: String,
     /// `None`: `https://<bound address>` (handy with port 0 on loopback).
     pub target: Option<WebhookTarget>,
+    /// Also register the random-hostPort webhook in the mutating configuration.
+    pub randhostport: bool,
 }
 
 impl Registration {
@@ -70,7 +73,36 @@ impl Registration {
             .target
             .clone()
             .unwrap_or_else(|| WebhookTarget::Url(format!("https://{bound}")));
-        mutating_webhook_configuration(&self.config_name, &target, ca_pem)
+        let mut configuration = mutating_webhook_configuration(&self.config_name, &target, ca_pem);
+        if self.randhostport
+            && let Some(hooks) = configuration.webhooks.as_mut()
+        {
+            hooks.push(randhostport_webhook(&target, ca_pem));
+        }
+        configuration
+    }
+}
+
+/// Pod CREATE in opted-in namespaces → `/randhostport/v1/mutate`. Object selectors select labels, and the
+/// guide's opt-in is an annotation, so the handler itself lets pods without it pass untouched.
+pub fn randhostport_webhook(target: &WebhookTarget, ca_pem: &str) -> MutatingWebhook {
+    MutatingWebhook {
+        name: format!("randhostport.clb-controller.{GROUP}"),
+        client_config: client_config(target, PATH_RANDHOSTPORT_MUTATE, ca_pem),
+        rules: Some(vec![RuleWithOperations {
+            api_groups: Some(vec![String::new()]),
+            api_versions: Some(vec!["v1".to_owned()]),
+            resources: Some(vec!["pods".to_owned()]),
+            operations: Some(vec!["CREATE".to_owned()]),
+            scope: Some("Namespaced".to_owned()),
+        }]),
+        namespace_selector: Some(inject_selector()),
+        failure_policy: Some("Fail".to_owned()),
+        side_effects: "NoneOnDryRun".to_owned(),
+        timeout_seconds: Some(10),
+        reinvocation_policy: Some("Never".to_owned()),
+        admission_review_versions: vec!["v1".to_owned()],
+        ..MutatingWebhook::default()
     }
 }
 

@@ -7,6 +7,7 @@
 //! | `/portpool/v1/delete` | DELETE (CREATE/UPDATE too) | [`super::review_portpool_delete`] |
 //! | `/portpool/v1/mutate` | Pod CREATE | [`super::pod::mutate_pod`]: allocates pool ports, patches the pod |
 //! | `/portpool/v1/validate-pod` | Pod CREATE | marks the pod's port reservation validated (see [`crate::pools::reservation`]) |
+//! | `/randhostport/v1/mutate` | Pod CREATE | random host ports (see [`crate::randhostport`]) |
 //! | `/healthz` | GET | 200 while serving |
 //!
 //! Bodies are capped at [`MAX_BODY_BYTES`]; each decision (cluster reads included) is bounded by the
@@ -44,6 +45,8 @@ pub const PATH_PORTPOOL_DELETE: &str = "/portpool/v1/delete";
 pub const PATH_POD_MUTATE: &str = "/portpool/v1/mutate";
 /// Ours: the pod validating webhook that ties a stored pod to its port reservation.
 pub const PATH_POD_VALIDATE: &str = "/portpool/v1/validate-pod";
+/// bcs-webhook-server's plugin, served here.
+pub const PATH_RANDHOSTPORT_MUTATE: &str = "/randhostport/v1/mutate";
 pub const PATH_HEALTHZ: &str = "/healthz";
 /// An UPDATE review carries the object twice; etcd caps one object near 1.5 MiB.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -71,7 +74,11 @@ pub fn router(state: Arc<WebhookState>) -> Router {
         .route(PATH_PORTPOOL_DELETE, post(portpool_review));
     let pod = Router::new()
         .route(PATH_POD_MUTATE, post(pod_mutate))
-        .route(PATH_POD_VALIDATE, post(pod_validate));
+        .route(PATH_POD_VALIDATE, post(pod_validate))
+        .route(
+            PATH_RANDHOSTPORT_MUTATE,
+            post(super::randhostport::randhostport_mutate),
+        );
     let health = Router::new().route(PATH_HEALTHZ, get(|| async { "ok" }));
     Router::new()
         .merge(ingress)

@@ -482,3 +482,106 @@ fn the_webhook_configuration_covers_both_kinds_with_fail_policy() {
         json!({"namespace": "bcs-system", "name": "clb-webhook", "path": "/portpool/v1/delete", "port": 443})
     );
 }
+
+#[test]
+fn the_randhostport_webhook_is_registered_only_when_enabled() {
+    use super::register::Registration;
+    let addr: std::net::SocketAddr = "127.0.0.1:9443".parse().unwrap();
+    let mut registration = Registration {
+        config_name: "c".into(),
+        target: None,
+        randhostport: false,
+    };
+    let hooks = |r: &Registration| {
+        r.mutating_configuration(addr, "CA")
+            .webhooks
+            .unwrap_or_default()
+    };
+    assert_eq!(hooks(&registration).len(), 1);
+    registration.randhostport = true;
+    let both = hooks(&registration);
+    assert_eq!(both.len(), 2);
+    assert_eq!(
+        both[1].client_config.url.as_deref(),
+        Some("https://127.0.0.1:9443/randhostport/v1/mutate")
+    );
+    assert_eq!(both[1].namespace_selector, both[0].namespace_selector);
+    assert_eq!(both[1].side_effects, "NoneOnDryRun");
+}
+
+/// The random-hostPort handler: denied until the leader's pod watch listed the pods, then the least-held ports
+/// are injected; bad input is denied with the problem; pods without the annotation pass untouched.
+#[tokio::test]
+async fn the_randhostport_handler_injects_the_least_held_ports() {
+    use crate::randhostport::PortRange;
+    use crate::randhostport::state::RandHostPortState;
+    use axum::Json;
+    use axum::extract::State;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client =
+        kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
+    let ports = std::sync::Arc::new(RandHostPortState::new(PortRange {
+        start: 29000,
+        end: 29002,
+    }));
+    let state = std::sync::Arc::new(server::WebhookState {
+        client,
+        settings: settings(),
+        request_timeout: std::time::Duration::from_secs(1),
+        pod: pod::PodWebhook {
+            randhostport: Some(ports.clone()),
+            ..pod::PodWebhook::default()
+        },
+    });
+    let call = |annotations: Value| {
+        let state = state.clone();
+        async move {
+            let review = serde_json::from_value(json!({
+                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                "request": {"uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                    "resource": {"group": "", "version": "v1", "resource": "pods"},
+                    "namespace": "game", "operation": "CREATE", "userInfo": {},
+                    "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "gs-", "annotations": annotations},
+                        "spec": {"containers": [{"name": "gs", "image": "gs", "ports": [{"containerPort": 7000}]}]}}}
+            }))
+            .unwrap();
+            let Json(answer) = randhostport::randhostport_mutate(State(state), Json(review)).await;
+            answer.response.expect("a response")
+        }
+    };
+    let opted_in = json!({"randhostport.webhook.bkbcs.tencent.com": "true",
+        "ports.randhostport.webhook.bkbcs.tencent.com": "7000"});
+    let denied = call(opted_in.clone()).await;
+    assert!(!denied.allowed);
+    assert_eq!(denied.result.message, randhostport::NOT_READY_MESSAGE);
+
+    ports.rebuild(std::collections::HashMap::from([(
+        "a".to_string(),
+        vec![29000],
+    )]));
+    ports.set_ready(true);
+    let allowed = call(opted_in.clone()).await;
+    assert!(allowed.allowed);
+    let patch: json_patch::Patch = serde_json::from_slice(&allowed.patch.unwrap()).unwrap();
+    let ops = serde_json::to_value(&patch).unwrap().to_string();
+    assert!(
+        ops.contains("/spec/containers/0/ports/0/hostPort") && ops.contains("29001"),
+        "{ops}"
+    );
+    assert_eq!(ports.count(29001), 1, "the admission counts at once");
+
+    let bad = call(json!({"randhostport.webhook.bkbcs.tencent.com": "true",
+        "ports.randhostport.webhook.bkbcs.tencent.com": "7001"}))
+    .await;
+    assert!(!bad.allowed);
+    assert!(
+        bad.result
+            .message
+            .contains("\"7001\" is not a container port"),
+        "{}",
+        bad.result.message
+    );
+
+    let untouched = call(json!({})).await;
+    assert!(untouched.allowed && untouched.patch.is_none());
+}

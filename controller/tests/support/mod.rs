@@ -209,6 +209,7 @@ pub fn runtime_config(
         install_crds: true,
         port_leak_threshold: Duration::from_secs(300),
         port_reservation_timeout: Duration::from_secs(5),
+        randhostport: None,
         instance: instance.into(),
         webhook: None,
     }
@@ -222,6 +223,7 @@ pub fn webhook_config(config_name: &str, region: &str) -> WebhookConfig {
         registration: Some(Registration {
             config_name: config_name.to_owned(),
             target: None,
+            randhostport: false,
         }),
         settings: Settings {
             default_region: region.into(),

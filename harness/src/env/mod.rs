@@ -433,6 +433,11 @@ impl Environment {
             args.push(format!("--webhook-addr=127.0.0.1:{port}"));
             args.push("--webhook-register".to_string());
             args.push(format!("--webhook-config-name={WEBHOOK_CONFIG_NAME}"));
+            if help.contains("--randhostport") {
+                // Two ports, so that three replicas share them and the anti-affinity shows on three nodes.
+                args.push("--randhostport".to_string());
+                args.push(format!("--randhostport-range={RANDHOSTPORT_RANGE}"));
+            }
             Some(port)
         } else {
             None
@@ -641,6 +646,8 @@ pub async fn down(state_dir: &Path) -> Result<Vec<String>> {
 
 /// Name of the webhook configurations the harness's controller registers (never the chart's).
 pub const WEBHOOK_CONFIG_NAME: &str = "clb-harness";
+/// Host ports of the controller's random-hostPort webhook in scenarios (`kind-config/*-values.yaml` say the same).
+pub const RANDHOSTPORT_RANGE: &str = "29000-29001";
 
 /// True once both webhook configurations point at this controller's port, so the first scenario's
 /// pods are admitted by it (registration happens after the server listens).

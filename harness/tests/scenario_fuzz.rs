@@ -35,7 +35,7 @@ fn shipped() -> &'static [(PathBuf, String)] {
     static SHIPPED: std::sync::OnceLock<Vec<(PathBuf, String)>> = std::sync::OnceLock::new();
     SHIPPED.get_or_init(|| {
         let dirs =
-            ["conformance", "faults", "faults/pending", "perf"].map(|d| scenarios_dir().join(d));
+            ["conformance", "faults", "perf"].map(|d| scenarios_dir().join(d));
         let files = scenario::discover(&dirs).expect("shipped scenarios");
         files
             .into_iter()

@@ -34,8 +34,7 @@ fn scenarios_dir() -> PathBuf {
 fn shipped() -> &'static [(PathBuf, String)] {
     static SHIPPED: std::sync::OnceLock<Vec<(PathBuf, String)>> = std::sync::OnceLock::new();
     SHIPPED.get_or_init(|| {
-        let dirs =
-            ["conformance", "faults", "perf"].map(|d| scenarios_dir().join(d));
+        let dirs = ["conformance", "faults", "perf"].map(|d| scenarios_dir().join(d));
         let files = scenario::discover(&dirs).expect("shipped scenarios");
         files
             .into_iter()

@@ -7,6 +7,7 @@
 
 mod binding;
 mod grammar;
+pub mod weight;
 
 pub use binding::{
     BindingProtocol, ItemLoadBalancer, PoolBindingItem, env_var_name, env_var_value,

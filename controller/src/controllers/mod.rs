@@ -6,7 +6,10 @@
 //! - [`portpool`]: PortPool → pre-created pool Listener CRs; rebuilds and feeds the shared [`PoolState`].
 //! - [`portbinding`]: a pod's allocated pool ports → PortBinding → targets on the pool Listener CRs.
 //! - [`portleak`]: releases ports the webhook allocated that nothing records.
+//! - [`clbweight`]: the `clb-weight` / `clb-weight-ready` handshake of the in-place update hooks.
+//! - [`randhostport`]: feeds the random-hostPort load from the pods.
 
+pub mod clbweight;
 pub mod ingress;
 pub mod lb_cache;
 pub mod listener;
@@ -94,6 +97,10 @@ pub async fn run_while_leader(ctx: Context, mut stop: watch::Receiver<bool>) {
     running.spawn(named(
         "portbinding",
         portbinding::run_while_leader(ctx.clone(), all_stop.clone()),
+    ));
+    running.spawn(named(
+        "clbweight",
+        clbweight::run_while_leader(ctx.clone(), all_stop.clone()),
     ));
     if let Some(state) = ctx.randhostport.clone() {
         running.spawn(named(

@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::{ContainerPort, Pod, Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::world::World;
+use crate::annotations::weight;
 use crate::api::ListenerBackend;
 use crate::api::ServiceRoute;
 use crate::api::keys::ANNOTATION_CLB_WEIGHT;
@@ -327,30 +328,26 @@ fn target_port_text(p: &ServicePort) -> String {
 }
 
 /// Weight of a direct backend: 0 while terminating or not ready (so CLB drains it), else the pod's
-/// `clb-weight` annotation, else `default`.
+/// `clb-weight` annotation (or the manual's spelling of it), else `default`.
 pub(crate) fn pod_weight(pod: &Pod, default: i32, problems: &mut Vec<String>) -> i32 {
     if is_terminating(pod) || !is_ready(pod) {
         return 0;
     }
-    let Some(value) = pod
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(ANNOTATION_CLB_WEIGHT))
-    else {
-        return default;
-    };
-    match value.trim().parse::<i32>() {
-        Ok(w) if (0..=100).contains(&w) => w,
-        _ => {
-            problems.push(format!(
-                "pod {}/{}: annotation {ANNOTATION_CLB_WEIGHT}={value:?} is not a weight 0-100; using {default}",
-                pod.metadata.namespace.as_deref().unwrap_or("default"),
-                pod.metadata.name.as_deref().unwrap_or_default(),
-            ));
-            default
-        }
+    pod_clb_weight(pod, problems).unwrap_or(default)
+}
+
+/// The pod's `clb-weight` annotation when it holds a weight; a bad value is a problem.
+pub(crate) fn pod_clb_weight(pod: &Pod, problems: &mut Vec<String>) -> Option<i32> {
+    let (value, _) = weight::weight_value(pod.metadata.annotations.as_ref()?)?;
+    let parsed = weight::parse_weight(value);
+    if parsed.is_none() {
+        problems.push(format!(
+            "pod {}/{}: annotation {ANNOTATION_CLB_WEIGHT}={value:?} is not a weight 0-100; using the default",
+            pod.metadata.namespace.as_deref().unwrap_or("default"),
+            pod.metadata.name.as_deref().unwrap_or_default(),
+        ));
     }
+    parsed
 }
 
 pub(crate) fn is_terminating(pod: &Pod) -> bool {

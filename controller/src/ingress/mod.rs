@@ -33,6 +33,7 @@ use crate::api::{
     mapping_listener_name, rule_listener_name,
 };
 
+pub(crate) use backends::pod_clb_weight;
 pub use conflict::{
     ClaimOwner, Conflict, PortClaim, find_conflicts, ingress_claims, portpool_claims,
 };

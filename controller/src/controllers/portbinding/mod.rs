@@ -28,6 +28,7 @@ use crate::api::{
     Listener, ObjectKey, PortBinding, PortBindingItem, PortBindingSpec, PortBindingStatus,
     PortBindingStatusItem, keys,
 };
+use crate::ingress::pod_clb_weight;
 use crate::pools::held::HeldPort;
 use crate::pools::leak::claims_of;
 use crate::pools::reservation::LatePod;
@@ -227,7 +228,10 @@ impl Reconcile for Reconciler {
         let items = binding.spec.port_binding_list.clone();
         let status = binding.status.clone().unwrap_or_default();
         let targets = match pod.as_deref() {
-            Some(pod) if alive => desired_targets(&items, |i| endpoint(pod, i)),
+            Some(pod) if alive => {
+                let weight = pod_clb_weight(pod, &mut Vec::new()).unwrap_or(keys::DEFAULT_WEIGHT);
+                desired_targets(&items, weight, |i| endpoint(pod, i))
+            }
             _ => Vec::new(),
         };
         let observed = Observed {

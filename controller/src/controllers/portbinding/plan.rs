@@ -47,9 +47,11 @@ pub fn lb_id_of(entry: &str) -> &str {
 }
 
 /// Every backend the binding needs: one per item × LB, pointing at `endpoint(item)` (pod IP and container
-/// port, or host IP and host port). Items whose endpoint is unknown or protocol is invalid are skipped.
+/// port, or host IP and host port) with `weight` (the pod's `clb-weight`, else the default). Items whose
+/// endpoint is unknown or protocol is invalid are skipped.
 pub fn desired_targets(
     items: &[PortBindingItem],
+    weight: i32,
     endpoint: impl Fn(&PortBindingItem) -> Option<(String, i32)>,
 ) -> Vec<DesiredTarget> {
     let mut out = Vec::new();
@@ -71,7 +73,7 @@ pub fn desired_targets(
                 backend: ListenerBackend {
                     ip: ip.clone(),
                     port,
-                    weight: keys::DEFAULT_WEIGHT,
+                    weight,
                 },
             });
         }
@@ -96,15 +98,20 @@ pub fn bound_listeners(items: &[PortBindingItem]) -> Vec<(String, String)> {
     out
 }
 
-/// Ready when there is at least one target and every target's listener is Synced and carries its backend.
+/// Ready when there is at least one target and every target's listener is Synced and carries its backend (IP
+/// and port: a weight change alone, e.g. a hook draining the pod, does not make the binding NotReady).
 pub fn targets_ready(
     targets: &[DesiredTarget],
     lookup: impl Fn(&str, &str) -> Option<ListenerView>,
 ) -> bool {
     !targets.is_empty()
         && targets.iter().all(|t| {
-            lookup(&t.namespace, &t.listener)
-                .is_some_and(|l| l.synced && l.backends.contains(&t.backend))
+            lookup(&t.namespace, &t.listener).is_some_and(|l| {
+                l.synced
+                    && l.backends
+                        .iter()
+                        .any(|b| b.ip == t.backend.ip && b.port == t.backend.port)
+            })
         })
 }
 
@@ -316,7 +323,9 @@ mod tests {
             item(&["lb-a", "ap-x:lb-b"], "TCP", 31000),
             item(&["lb-a"], "UDP", 31000),
         ];
-        let targets = desired_targets(&items, |i| Some(("10.0.0.5".into(), i.rs_start_port)));
+        let targets = desired_targets(&items, keys::DEFAULT_WEIGHT, |i| {
+            Some(("10.0.0.5".into(), i.rs_start_port))
+        });
         let names: Vec<_> = targets.iter().map(|t| t.listener.as_str()).collect();
         assert_eq!(
             names,
@@ -328,14 +337,16 @@ mod tests {
                 port: 80,
                 weight: 10
             }));
-        assert!(desired_targets(&items, |_| None).is_empty());
+        assert!(desired_targets(&items, keys::DEFAULT_WEIGHT, |_| None).is_empty());
     }
 
     #[test]
     fn ready_needs_every_listener_synced_with_the_backend() {
-        let targets = desired_targets(&[item(&["lb-a", "lb-b"], "TCP", 31000)], |_| {
-            Some(("10.0.0.5".into(), 80))
-        });
+        let targets = desired_targets(
+            &[item(&["lb-a", "lb-b"], "TCP", 31000)],
+            keys::DEFAULT_WEIGHT,
+            |_| Some(("10.0.0.5".into(), 80)),
+        );
         let backend = targets[0].backend.clone();
         let good = ListenerView {
             synced: true,

@@ -63,11 +63,14 @@ pub(crate) fn mapping_drafts(
     };
     let ns = m.workload_namespace.as_str();
     let name = m.workload_name.as_str();
-    let found = match workload {
-        Workload::StatefulSet => world.stateful_set(ns, name).is_some(),
-        Workload::GameStatefulSet => world.game_stateful_set(ns, name).is_some(),
+    // Pods at ordinals from `replicas` on are on their way out (scale-down): drained before they are deleted.
+    let replicas = match workload {
+        Workload::StatefulSet => world
+            .stateful_set(ns, name)
+            .map(|s| s.spec.as_ref().and_then(|spec| spec.replicas).unwrap_or(1)),
+        Workload::GameStatefulSet => world.game_stateful_set(ns, name).map(|g| g.replicas),
     };
-    if !found {
+    if replicas.is_none() {
         problem(format!("{} {ns}/{name} not found", workload.owner_kind()));
     }
 
@@ -104,6 +107,7 @@ pub(crate) fn mapping_drafts(
         let pod = world
             .pod(ns, &pod_name)
             .filter(|p| owned_by(p, workload.owner_kind(), name));
+        let leaving = replicas.is_some_and(|r| i >= i64::from(r));
         // Segment mode: one listener over the whole segment; otherwise one per port.
         let offsets = if segment_mode { 0..1 } else { 0..seg_len };
         for k in offsets {
@@ -115,6 +119,7 @@ pub(crate) fn mapping_drafts(
                         backend_port as i32,
                         m.protocol,
                         use_host_port,
+                        leaving,
                         world,
                         &mut problem,
                     )
@@ -166,12 +171,14 @@ pub(crate) fn mapping_drafts(
 }
 
 /// The backend of one mapped port on `pod`: pod IP + port, or host IP + the hostPort declared for that
-/// container port. Pods that are not running have none; unready or terminating pods get weight 0.
+/// container port. Pods that are not running have none; unready, terminating or `leaving` (ordinal beyond the
+/// workload's replicas) pods get weight 0.
 fn backend(
     pod: &Pod,
     port: i32,
     protocol: Protocol,
     use_host_port: bool,
+    leaving: bool,
     world: &World,
     problem: &mut impl FnMut(String),
 ) -> Option<ListenerBackend> {
@@ -179,7 +186,11 @@ fn backend(
         return None;
     }
     let mut weight_problems = Vec::new();
-    let weight = pod_weight(pod, DEFAULT_WEIGHT, &mut weight_problems);
+    let weight = if leaving {
+        0
+    } else {
+        pod_weight(pod, DEFAULT_WEIGHT, &mut weight_problems)
+    };
     weight_problems.into_iter().for_each(&mut *problem);
     if !use_host_port {
         return Some(ListenerBackend {

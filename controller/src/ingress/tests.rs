@@ -255,3 +255,36 @@ fn ingress_layer7_listener_keeps_only_listener_level_attributes() {
     };
     assert_eq!(layer7_listener_attribute(Some(&only_rule_level)), None);
 }
+
+#[test]
+fn ingress_mapping_drains_pods_beyond_the_workloads_replicas() {
+    let mut m = mapping("GameStatefulSet", Protocol::Tcp);
+    m.end_index = 4;
+    let pods: Vec<Pod> = (0..4).map(|i| pod(i, "GameStatefulSet", &[])).collect();
+    let weights = |out: &Generated| -> Vec<i32> {
+        out.listeners
+            .iter()
+            .flat_map(|l| {
+                l.spec
+                    .target_group
+                    .iter()
+                    .flat_map(|tg| tg.backends.iter().map(|b| b.weight))
+            })
+            .collect()
+    };
+    // Replicas 3: gs-3 is being scaled away and drained before its operator deletes it.
+    let out = generate(&ingress(vec![m.clone()]), &world(pods.clone()));
+    assert_eq!(weights(&out), vec![10, 10, 10, 0]);
+    // The workload unknown (not found, or not readable): nothing is drained, and the problem is reported.
+    let mut unknown = world(pods);
+    unknown.game_stateful_sets.clear();
+    let out = generate(&ingress(vec![m]), &unknown);
+    assert_eq!(weights(&out), vec![10, 10, 10, 10]);
+    assert!(
+        out.problems
+            .iter()
+            .any(|p| p.message.contains("GameStatefulSet game/gs not found")),
+        "{:?}",
+        out.problems
+    );
+}

@@ -871,7 +871,11 @@ fn controller_run_help(bin: &Path) -> std::result::Result<String, String> {
     }
 }
 
-/// Applies `clb-controller crds` with server-side apply and waits until each is Established.
+/// The stand-in `tkex.tencent.com/v1alpha1` GameStatefulSet CRD (see the file's comment).
+const TKEX_CRDS: &str = include_str!("../../manifests/tkex-crds.yaml");
+
+/// Applies `clb-controller crds` and the stand-in GameStatefulSet CRD with server-side apply and waits until each
+/// is Established.
 pub async fn install_crds(client: &kube::Client, controller_bin: &Path) -> Result<Vec<String>> {
     let output = std::process::Command::new(controller_bin)
         .arg("crds")
@@ -890,7 +894,11 @@ pub async fn install_crds(client: &kube::Client, controller_bin: &Path) -> Resul
             String::from_utf8_lossy(&output.stderr)
         )));
     }
-    let text = String::from_utf8_lossy(&output.stdout);
+    // The controller's CRDs, then the stand-in GameStatefulSet CRD scenarios use.
+    let text = format!(
+        "{}\n---\n{TKEX_CRDS}",
+        String::from_utf8_lossy(&output.stdout)
+    );
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let mut names = Vec::new();
     for document in serde_yaml::Deserializer::from_str(&text) {

@@ -4,6 +4,7 @@
 pub mod invariants;
 mod measure;
 mod ops;
+mod uids;
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -468,7 +469,10 @@ async fn run_logged(
 ) -> std::result::Result<(), Failure> {
     let started = Instant::now();
     let op = expand(op, &ctx.namespace);
-    let result = ops::run(ctx, step, &op).await;
+    let result = match uids::resolve(&ctx.env.client, &ctx.namespace, &op).await {
+        Ok(op) => ops::run(ctx, step, &op).await,
+        Err(f) => Err(f),
+    };
     let seconds = started.elapsed().as_secs_f64();
     log.append(&mut ctx.notes);
     match result {

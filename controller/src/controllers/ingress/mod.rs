@@ -43,7 +43,7 @@ use index::{IngressIndex, IngressKey, diff_listeners, is_owned_by, owner_ingress
 /// Requeue delay while Listener CRs of a deleting Ingress (or replaced CRs) are still going away.
 const WAIT_FOR_LISTENERS: Duration = Duration::from_secs(2);
 /// How often the GameStatefulSet CRD is looked for while absent.
-const GSS_DISCOVERY_PERIOD: Duration = Duration::from_secs(60);
+const GSS_DISCOVERY_PERIOD: Duration = Duration::from_secs(15);
 /// Field manager of the Listener CRs this reconciler applies.
 const FIELD_MANAGER: &str = "clb-controller-ingress";
 /// bcs' event reason for a rule that could not be bound.

@@ -5,6 +5,8 @@
 //! [`POOL_BINDINGS`] JSON ([`PoolBindingItem`]), the `BCS_PORTPOOL_PORT_VIPLIST_*` env vars and
 //! the readiness gate condition type.
 
+use crate::api::keys;
+
 mod binding;
 mod grammar;
 pub mod weight;
@@ -17,25 +19,27 @@ pub use grammar::{
     ContainerPort, Location, PoolRef, PortRequest, ProtocolSource, parse_port_requests,
 };
 
+// The keys are defined once, in `api::keys`; these short names are what the pool code reads.
+
 /// Presence (any value) opts a pod into port-pool injection.
-pub const PORT_POOLS: &str = "portpools.networkextension.bkbcs.tencent.com";
+pub const PORT_POOLS: &str = keys::ANNOTATION_PORTPOOLS;
 /// The port request grammar (see [`parse_port_requests`]).
-pub const PORTS: &str = "ports.portpools.networkextension.bkbcs.tencent.com";
+pub const PORTS: &str = keys::ANNOTATION_PORTPOOL_PORTS;
 /// JSON list of [`PoolBindingItem`] written by the webhook.
-pub const POOL_BINDINGS: &str = "poolbindings.portpool.networkextension.bkbcs.tencent.com";
+pub const POOL_BINDINGS: &str = keys::ANNOTATION_POOL_BINDINGS;
 /// `NotReady` at admission, `Ready` once the PortBinding is Ready.
-pub const STATUS: &str = "status.portpools.networkextension.bkbcs.tencent.com";
+pub const STATUS: &str = keys::ANNOTATION_PORTPOOL_STATUS;
 /// Id of the reservation the webhook made for the pod's ports (ours, not bcs'): the pod validating webhook
 /// matches it, so ports of a pod that is never stored are released within seconds.
-pub const RESERVATION: &str = "reservation.portpools.networkextension.bkbcs.tencent.com";
+pub const RESERVATION: &str = keys::ANNOTATION_PORTPOOL_RESERVATION;
 /// Go duration ("5m", "2h45m") to keep the ports of a fixed-name pod after deletion.
-pub const KEEP_DURATION: &str = "keepduration.portbinding.bkbcs.tencent.com";
+pub const KEEP_DURATION: &str = keys::ANNOTATION_KEEP_DURATION;
 /// Presence adds [`READINESS_GATE_CONDITION`] to the pod's readiness gates.
-pub const READINESS_GATE: &str = "readinessgate.portpools.networkextension.bkbcs.tencent.com";
+pub const READINESS_GATE: &str = keys::ANNOTATION_READINESS_GATE;
 /// Pod condition type of the readiness gate.
-pub const READINESS_GATE_CONDITION: &str = "networkextension.bkbcs.tencent.com/portbinding-ready";
+pub const READINESS_GATE_CONDITION: &str = keys::READINESS_GATE_PORTBINDING_READY;
 /// Prefix of the env vars injected into every container.
-pub const ENV_PREFIX: &str = "BCS_PORTPOOL_PORT_VIPLIST_";
+pub const ENV_PREFIX: &str = keys::ENV_VIPLIST_PREFIX;
 
 /// Why an annotation could not be read; messages say what and where, for admission denials.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -19,6 +19,9 @@ pub const ANNOTATION_PORTPOOL_PORTS: &str = "ports.portpools.networkextension.bk
 /// Written by the webhook: JSON array of [`crate::api::PortBindingItem`].
 pub const ANNOTATION_POOL_BINDINGS: &str =
     "poolbindings.portpool.networkextension.bkbcs.tencent.com";
+/// Ours: the id of the port reservation the pod webhook made (see `pools::reservation`).
+pub const ANNOTATION_PORTPOOL_RESERVATION: &str =
+    "reservation.portpools.networkextension.bkbcs.tencent.com";
 /// Written on the Pod: `NotReady` at admission, `Ready` once its PortBinding is Ready.
 pub const ANNOTATION_PORTPOOL_STATUS: &str = "status.portpools.networkextension.bkbcs.tencent.com";
 /// Presence makes the webhook add the [`READINESS_GATE_PORTBINDING_READY`] readiness gate.

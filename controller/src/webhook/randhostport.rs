@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 
-use super::server::WebhookState;
+use super::server::{WebhookState, malformed, typed};
 use crate::randhostport::{self, build_patch, requested_ports};
 
 /// Denial while the leader has not listed the pods yet, or on a replica that does not lead.
@@ -26,10 +26,7 @@ pub(crate) async fn randhostport_mutate(
 ) -> Json<Review> {
     let request: AdmissionRequest<DynamicObject> = match review.try_into() {
         Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(error = %e, "malformed AdmissionReview");
-            return Json(AdmissionResponse::invalid(e.to_string()).into_review());
-        }
+        Err(e) => return malformed(e),
     };
     let response = AdmissionResponse::from(&request);
     let (Operation::Create, Some(object)) = (&request.operation, &request.object) else {
@@ -43,9 +40,9 @@ pub(crate) async fn randhostport_mutate(
                 .into_review(),
         )
     };
-    let pod: Pod = match serde_json::to_value(object).and_then(serde_json::from_value) {
+    let pod: Pod = match typed(object) {
         Ok(p) => p,
-        Err(e) => return deny(format!("object does not parse: {e}")),
+        Err(e) => return deny(e),
     };
     if !randhostport::wants(&pod) {
         return Json(response.into_review());

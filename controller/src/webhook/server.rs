@@ -245,28 +245,9 @@ pub(crate) async fn pod_mutate(
         );
     }
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
-    // Only a fixed name can find its kept PortBinding (a generateName pod has no name yet).
-    let previous = match pod.metadata.name.as_deref().filter(|n| !n.is_empty()) {
-        None => None,
-        Some(name) => {
-            let api: Api<PortBinding> = Api::namespaced(state.client.clone(), &namespace);
-            match tokio::time::timeout(state.request_timeout, api.get_opt(name)).await {
-                Ok(Ok(found)) => found,
-                Ok(Err(e)) => {
-                    let denial = Denial::internal(format!(
-                        "clb-controller webhook cannot read the cluster: {e}"
-                    ));
-                    return Json(pod_denied(&request, metrics, &denial));
-                }
-                Err(_) => {
-                    let denial = Denial::internal(format!(
-                        "clb-controller webhook could not decide within {:?}",
-                        state.request_timeout
-                    ));
-                    return Json(pod_denied(&request, metrics, &denial));
-                }
-            }
-        }
+    let previous = match previous_binding(&state, &pod, &namespace).await {
+        Ok(found) => found,
+        Err(denial) => return Json(pod_denied(&request, metrics, &denial)),
     };
     let started = std::time::Instant::now();
     let pod_name = pod.metadata.name.clone().unwrap_or_default();
@@ -333,6 +314,29 @@ pub(crate) async fn pod_mutate(
                 &Denial::internal(format!("serialising the patch: {e}")),
             ))
         }
+    }
+}
+
+/// The PortBinding named like the pod (keep-duration reuse). Only a fixed name can find one: a generateName pod
+/// has no name yet at admission.
+async fn previous_binding(
+    state: &WebhookState,
+    pod: &Pod,
+    namespace: &str,
+) -> Result<Option<PortBinding>, Denial> {
+    let Some(name) = pod.metadata.name.as_deref().filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    let api: Api<PortBinding> = Api::namespaced(state.client.clone(), namespace);
+    match tokio::time::timeout(state.request_timeout, api.get_opt(name)).await {
+        Ok(Ok(found)) => Ok(found),
+        Ok(Err(e)) => Err(Denial::internal(format!(
+            "clb-controller webhook cannot read the cluster: {e}"
+        ))),
+        Err(_) => Err(Denial::internal(format!(
+            "clb-controller webhook could not decide within {:?}",
+            state.request_timeout
+        ))),
     }
 }
 
@@ -423,7 +427,7 @@ fn pod_denied(
 }
 
 /// Answer to a review without a usable request.
-fn malformed(e: ConvertAdmissionReviewError) -> Json<Review> {
+pub(crate) fn malformed(e: ConvertAdmissionReviewError) -> Json<Review> {
     tracing::warn!(error = %e, "malformed AdmissionReview");
     Json(AdmissionResponse::invalid(e.to_string()).into_review())
 }
@@ -484,7 +488,7 @@ fn respond(
 }
 
 /// The typed object, or a message saying why it is not one.
-fn typed<K: DeserializeOwned>(object: &DynamicObject) -> Result<K, String> {
+pub(crate) fn typed<K: DeserializeOwned>(object: &DynamicObject) -> Result<K, String> {
     serde_json::to_value(object)
         .and_then(serde_json::from_value)
         .map_err(|e| format!("object does not parse: {e}"))

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
@@ -39,12 +40,13 @@ pub async fn run_while_leader(ctx: Context, mut stop: watch::Receiver<bool>) {
     let waiting: Waiting = Arc::default();
     let mut tasks = JoinSet::new();
     let marked = waiting.clone();
+    // Metadata only: the annotations say which pods wait; the few that do are read whole when reconciled.
     let pods = spawn_reflector(
         &mut tasks,
-        Api::all(ctx.client.clone()),
+        Api::<PartialObjectMeta<Pod>>::all(ctx.client.clone()),
         watcher::Config::default(),
         &tx,
-        move |p: &Pod| {
+        move |p: &PartialObjectMeta<Pod>| {
             let key = ObjectKey::of(p);
             let mut waiting = lock(&marked);
             if waiting_ready_keys(p.annotations()).is_empty() {
@@ -93,7 +95,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 struct Reconciler {
     ctx: Context,
-    pods: Store<Pod>,
+    pods: Store<PartialObjectMeta<Pod>>,
     listeners: Store<Listener>,
     waiting: Waiting,
     recorder: Recorder,
@@ -109,9 +111,19 @@ impl Reconcile for Reconciler {
     }
 
     async fn reconcile(&self, key: &ObjectKey) -> Result<Action, ReconcileError> {
-        let Some(pod) = self
+        let waits = self
             .pods
             .get(&ObjectRef::new(&key.name).within(&key.namespace))
+            .is_some_and(|meta| !waiting_ready_keys(meta.annotations()).is_empty());
+        if !waits {
+            return Ok(Action::await_change());
+        }
+        let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &key.namespace);
+        let Some(pod) = api_call(
+            "reading a pod that waits for its clb weight",
+            api.get_opt(&key.name),
+        )
+        .await?
         else {
             return Ok(Action::await_change());
         };
@@ -130,7 +142,6 @@ impl Reconcile for Reconciler {
         }
         let patch = json!({"metadata": {"annotations":
             waiting.iter().map(|k| (k.to_string(), json!("true"))).collect::<serde_json::Map<_, _>>()}});
-        let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &key.namespace);
         api_call(
             "setting clb-weight-ready",
             api.patch(&key.name, &PatchParams::default(), &Patch::Merge(&patch)),

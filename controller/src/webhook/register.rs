@@ -86,16 +86,21 @@ impl Registration {
 /// Pod CREATE in opted-in namespaces → `/randhostport/v1/mutate`. Object selectors select labels, and the
 /// guide's opt-in is an annotation, so the handler itself lets pods without it pass untouched.
 pub fn randhostport_webhook(target: &WebhookTarget, ca_pem: &str) -> MutatingWebhook {
+    pod_mutating_webhook("randhostport", PATH_RANDHOSTPORT_MUTATE, target, ca_pem)
+}
+
+/// A mutating webhook `<hook>.clb-controller.…` for Pod CREATE in opted-in namespaces, failing closed; a dry run
+/// changes nothing.
+fn pod_mutating_webhook(
+    hook: &str,
+    path: &str,
+    target: &WebhookTarget,
+    ca_pem: &str,
+) -> MutatingWebhook {
     MutatingWebhook {
-        name: format!("randhostport.clb-controller.{GROUP}"),
-        client_config: client_config(target, PATH_RANDHOSTPORT_MUTATE, ca_pem),
-        rules: Some(vec![RuleWithOperations {
-            api_groups: Some(vec![String::new()]),
-            api_versions: Some(vec!["v1".to_owned()]),
-            resources: Some(vec!["pods".to_owned()]),
-            operations: Some(vec!["CREATE".to_owned()]),
-            scope: Some("Namespaced".to_owned()),
-        }]),
+        name: format!("{hook}.clb-controller.{GROUP}"),
+        client_config: client_config(target, path, ca_pem),
+        rules: Some(vec![pod_create_rule()]),
         namespace_selector: Some(inject_selector()),
         failure_policy: Some("Fail".to_owned()),
         side_effects: "NoneOnDryRun".to_owned(),
@@ -103,6 +108,17 @@ pub fn randhostport_webhook(target: &WebhookTarget, ca_pem: &str) -> MutatingWeb
         reinvocation_policy: Some("Never".to_owned()),
         admission_review_versions: vec!["v1".to_owned()],
         ..MutatingWebhook::default()
+    }
+}
+
+/// Pod CREATE (core group, namespaced).
+fn pod_create_rule() -> RuleWithOperations {
+    RuleWithOperations {
+        api_groups: Some(vec![String::new()]),
+        api_versions: Some(vec!["v1".to_owned()]),
+        resources: Some(vec!["pods".to_owned()]),
+        operations: Some(vec!["CREATE".to_owned()]),
+        scope: Some("Namespaced".to_owned()),
     }
 }
 
@@ -137,24 +153,7 @@ pub fn mutating_webhook_configuration(
     target: &WebhookTarget,
     ca_pem: &str,
 ) -> MutatingWebhookConfiguration {
-    let webhook = MutatingWebhook {
-        name: format!("pods.clb-controller.{GROUP}"),
-        client_config: client_config(target, PATH_POD_MUTATE, ca_pem),
-        rules: Some(vec![RuleWithOperations {
-            api_groups: Some(vec![String::new()]),
-            api_versions: Some(vec!["v1".to_owned()]),
-            resources: Some(vec!["pods".to_owned()]),
-            operations: Some(vec!["CREATE".to_owned()]),
-            scope: Some("Namespaced".to_owned()),
-        }]),
-        namespace_selector: Some(inject_selector()),
-        failure_policy: Some("Fail".to_owned()),
-        side_effects: "NoneOnDryRun".to_owned(),
-        timeout_seconds: Some(10),
-        reinvocation_policy: Some("Never".to_owned()),
-        admission_review_versions: vec!["v1".to_owned()],
-        ..MutatingWebhook::default()
-    };
+    let webhook = pod_mutating_webhook("pods", PATH_POD_MUTATE, target, ca_pem);
     MutatingWebhookConfiguration {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
@@ -256,13 +255,7 @@ fn pod_validating_webhook(target: &WebhookTarget, ca_pem: &str) -> ValidatingWeb
     ValidatingWebhook {
         name: format!("pod-reservations.clb-controller.{GROUP}"),
         client_config: client_config(target, PATH_POD_VALIDATE, ca_pem),
-        rules: Some(vec![RuleWithOperations {
-            api_groups: Some(vec![String::new()]),
-            api_versions: Some(vec!["v1".to_owned()]),
-            resources: Some(vec!["pods".to_owned()]),
-            operations: Some(vec!["CREATE".to_owned()]),
-            scope: Some("Namespaced".to_owned()),
-        }]),
+        rules: Some(vec![pod_create_rule()]),
         namespace_selector: Some(inject_selector()),
         failure_policy: Some("Fail".to_owned()),
         side_effects: "NoneOnDryRun".to_owned(),
